@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything the lab and the tests need on a fresh Debian machine: system packages, the Docker
+# engine, the Python venv (requirements.txt) and the lab's base images. Safe to run again: each step
+# does nothing when its result is already there.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+need=()
+for cmd in debootstrap rsync git; do
+  command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
+done
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+"$here/ensure-docker.sh"
+
+# The venv is rebuilt when requirements.txt changes.
+stamp="$repo/.venv/.requirements.sha256"
+want=$(sha256sum "$repo/requirements.txt" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  python3 -m venv "$repo/.venv"
+  "$repo/.venv/bin/pip" install -q --upgrade pip
+  "$repo/.venv/bin/pip" install -q -r "$repo/requirements.txt"
+  echo "$want" >"$stamp"
+fi
+
+# shellcheck disable=SC2086 # a list of suites
+"$here/build-images.sh" ${LAB_DISTROS:-bookworm trixie}
