@@ -9,6 +9,27 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
+import copy
+import threading
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+from ansible.module_utils.six.moves.urllib.parse import urlparse
+
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_client import (
+    EtcdClient,
+    EtcdError,
+    EtcdApiError,
+    EtcdAuthError,
+    EtcdConnectionError,
+    EtcdNotSupportedError,
+    EtcdTLSError,
+    EtcdUnavailableError,
+    format_id,
+)
+
+
 # Keep in step with plugins/doc_fragments/etcd.py.
 ETCD_COMMON_ARGUMENT_SPEC = dict(
     endpoints=dict(type='list', elements='str', default=['http://127.0.0.1:2379']),
@@ -20,3 +41,155 @@ ETCD_COMMON_ARGUMENT_SPEC = dict(
     user=dict(type='str'),
     password=dict(type='str', no_log=True),
 )
+
+
+def etcd_argument_spec(spec=None):
+    """The common connection options merged with a module's own ``spec`` (the module's own win)."""
+    merged = copy.deepcopy(ETCD_COMMON_ARGUMENT_SPEC)
+    merged.update(spec or {})
+    return merged
+
+
+class EtcdModule(AnsibleModule):
+    """Base of the etcd modules: the common connection options, a lazily built EtcdClient, and
+    run() which turns the client's exceptions into fail_json with a message saying which endpoint
+    answered what."""
+
+    def __init__(self, argument_spec=None, **kwargs):
+        super(EtcdModule, self).__init__(argument_spec=etcd_argument_spec(argument_spec), **kwargs)
+        self._client = None
+
+    def make_client(self, endpoints=None, timeout=None):
+        """A new EtcdClient from the connection options (optionally other endpoints/timeout)."""
+        p = self.params
+        try:
+            return EtcdClient(
+                endpoints=endpoints or p['endpoints'],
+                timeout=timeout or p['timeout'],
+                ca_cert=p['ca_cert'],
+                client_cert=p['client_cert'],
+                client_key=p['client_key'],
+                validate_certs=p['validate_certs'],
+                user=p['user'],
+                password=p['password'],
+            )
+        except EtcdError as e:
+            self.fail_json(msg='Invalid etcd connection options: %s' % to_native(e))
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = self.make_client()
+        return self._client
+
+    def run(self, func, *args, **kwargs):
+        """Call ``func(*args, **kwargs)``; an etcd exception ends the module with fail_json."""
+        try:
+            return func(*args, **kwargs)
+        except EtcdTLSError as e:
+            self._fail_etcd('TLS connection to etcd failed (check ca_cert, client_cert, client_key, '
+                            'validate_certs)', e)
+        except EtcdConnectionError as e:
+            self._fail_etcd('Could not reach any etcd endpoint', e)
+        except EtcdAuthError as e:
+            self._fail_etcd('etcd refused the credentials or the permission (check user, password)', e)
+        except EtcdUnavailableError as e:
+            self._fail_etcd('etcd cannot serve the request now (no leader, unhealthy cluster or timeout)', e)
+        except EtcdNotSupportedError as e:
+            self._fail_etcd('This etcd version does not offer this request on its JSON gateway', e)
+        except EtcdApiError as e:
+            self._fail_etcd('etcd refused the request', e)
+        except EtcdError as e:
+            self._fail_etcd('etcd error', e)
+
+    def _fail_etcd(self, what, exc):
+        result = dict(msg='%s: %s' % (what, to_native(exc)), error_type=exc.__class__.__name__,
+                      attempts=[dict(endpoint=ep, error=text) for ep, text in exc.attempts],
+                      exception=traceback.format_exc())
+        if isinstance(exc, EtcdApiError):
+            result.update(http_status=exc.status, grpc_code=exc.code, etcd_message=exc.grpc_message)
+        self.fail_json(**result)
+
+
+# ---------------------------------------------------------------------------------------------------
+# helpers shared by the etcd modules
+# ---------------------------------------------------------------------------------------------------
+
+def format_member(member):
+    """Client member dict -> the shape the modules return (id as 16-hex, started bool)."""
+    return dict(
+        id=format_id(member['id']),
+        name=member['name'],
+        peer_urls=list(member['peer_urls']),
+        client_urls=list(member['client_urls']),
+        is_learner=bool(member['is_learner']),
+        started=bool(member['name']),
+    )
+
+
+def check_url(url, what='peer URL'):
+    """None if ``url`` is http(s)://host:port with no path, else the reason it is not."""
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError as e:
+        return '%s %r is malformed: %s' % (what, url, to_native(e))
+    if parsed.scheme not in ('http', 'https'):
+        return '%s %r: the scheme must be http or https' % (what, url)
+    if not parsed.hostname:
+        return '%s %r: a host is required' % (what, url)
+    if port is None:
+        return '%s %r: a port is required' % (what, url)
+    if parsed.path not in ('', '/') or parsed.query or parsed.fragment or parsed.params:
+        return '%s %r: must not have a path, query or fragment' % (what, url)
+    if parsed.username or parsed.password:
+        return '%s %r: must not carry user information' % (what, url)
+    return None
+
+
+def normalize_url(url):
+    """Canonical form for comparing URLs: lower-case scheme and host, no trailing slash."""
+    parsed = urlparse(url.strip())
+    host = parsed.hostname or ''
+    if ':' in host:
+        host = '[%s]' % host
+    return '%s://%s:%s' % (parsed.scheme.lower(), host.lower(), parsed.port)
+
+
+def members_health(client, members, timeout):
+    """GET /health on every member's client URLs (first URL that says healthy wins), in parallel.
+    -> {member_id(int): dict(healthy=bool, reason=str, endpoint=str or None)}.
+    A member without client URLs (not started) is unhealthy."""
+    results = {}
+
+    def probe(member):
+        reasons = []
+        for url in member['client_urls']:
+            healthy, reason = client.health(url, timeout=timeout)
+            if healthy:
+                results[member['id']] = dict(healthy=True, reason='', endpoint=url)
+                return
+            reasons.append('%s: %s' % (url, reason))
+        results[member['id']] = dict(healthy=False, endpoint=None,
+                                     reason='; '.join(reasons) if reasons else 'not started (no client URLs)')
+
+    threads = []
+    for member in members:
+        t = threading.Thread(target=probe, args=(member,))
+        t.daemon = True
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join(timeout * max(1, len(member_urls_max(members))) + 5)
+    for member in members:
+        results.setdefault(member['id'], dict(healthy=False, endpoint=None, reason='health check did not finish'))
+    return results
+
+
+def member_urls_max(members):
+    """The longest client URL list (bounds how long a health probe may take)."""
+    longest = []
+    for member in members:
+        if len(member['client_urls']) > len(longest):
+            longest = member['client_urls']
+    return longest

@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
 need=()
-for cmd in debootstrap rsync git; do
+for cmd in debootstrap git; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
 done
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)

@@ -1,0 +1,534 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, gatewayops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""etcd snapshot files: integrity checks and etcdutl/etcdctl invocation.
+
+Runs on the managed hosts: standard library only.
+
+A file written by ``etcdctl snapshot save`` is a bbolt database followed by a 32-byte sha256 of
+everything before it. bbolt files are whole pages (4096 bytes on the usual hosts, always a multiple
+of 512), so a saved snapshot's size is 32 bytes past a 512-byte boundary. ``snapshot restore``
+(etcdctl 3.4, etcdutl 3.5+) uses exactly that test to decide whether a hash trailer is present, and
+refuses a file without one unless ``--skip-hash-check`` is given. :func:`check_snapshot` does the same
+checks before any tool runs, plus a look at the bbolt meta page so a foreign file is called foreign.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import binascii
+import datetime
+import hashlib
+import json
+import os
+import stat
+import struct
+
+
+SHA256_SIZE = 32
+TRAILER_ALIGNMENT = 512
+BOLT_MAGIC = 0xED0CDAED
+BOLT_META_PAGE_FLAG = 0x04
+# bbolt page header: id (u64), flags (u16), count (u16), overflow (u32); the meta struct follows:
+# magic (u32), version (u32), pageSize (u32), ...
+BOLT_PAGE_HEADER_SIZE = 16
+BOLT_FALLBACK_PAGE_SIZES = (4096, 16384, 65536)
+READ_CHUNK = 1024 * 1024
+
+# Directories searched (after $PATH) for etcdutl/etcdctl when no bin_dir is given.
+DEFAULT_TOOL_DIRS = ('/usr/local/bin', '/usr/bin', '/usr/local/sbin', '/usr/sbin', '/opt/etcd/bin')
+
+# Environment variables etcdctl/etcdutl would read as flags. etcdctl refuses to run when one of them
+# and the matching command-line flag are both set, so callers drop them (see tool_environ_drop()).
+TOOL_ENV_PREFIXES = ('ETCDCTL_', 'ETCDUTL_')
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exceptions
+# ---------------------------------------------------------------------------------------------------
+
+class SnapshotError(Exception):
+    """Base class of every problem this module reports. ``reason`` is a short machine-readable code."""
+
+    reason = 'error'
+
+    def __init__(self, message, path=None):
+        super(SnapshotError, self).__init__(message)
+        self.message = message
+        self.path = path
+
+    def __str__(self):
+        return self.message
+
+
+class SnapshotIntegrityError(SnapshotError):
+    """The file is not a usable snapshot (missing, empty, truncated, corrupted, foreign)."""
+
+    reason = 'integrity'
+
+
+class SnapshotMissingError(SnapshotIntegrityError):
+    reason = 'missing'
+
+
+class SnapshotEmptyError(SnapshotIntegrityError):
+    reason = 'empty'
+
+
+class SnapshotForeignError(SnapshotIntegrityError):
+    """Not a bbolt database (no meta page magic), or not a regular file at all."""
+
+    reason = 'foreign'
+
+
+class SnapshotTruncatedError(SnapshotIntegrityError):
+    """A bbolt file without the sha256 trailer ``snapshot save`` appends."""
+
+    reason = 'truncated'
+
+
+class SnapshotHashMismatchError(SnapshotIntegrityError):
+    """The sha256 trailer does not match the content."""
+
+    reason = 'hash_mismatch'
+
+    def __init__(self, message, path=None, expected=None, actual=None):
+        super(SnapshotHashMismatchError, self).__init__(message, path=path)
+        self.expected = expected
+        self.actual = actual
+
+
+class SnapshotToolError(SnapshotError):
+    """Problems with etcdutl/etcdctl rather than with the file."""
+
+    reason = 'tool'
+
+
+class SnapshotToolNotFoundError(SnapshotToolError):
+    reason = 'tool_not_found'
+
+
+class SnapshotStatusParseError(SnapshotToolError):
+    reason = 'status_unparseable'
+
+
+class SnapshotArgumentError(SnapshotError):
+    """Inconsistent restore parameters (member name not in initial_cluster, ...)."""
+
+    reason = 'arguments'
+
+
+# ---------------------------------------------------------------------------------------------------
+# File checks
+# ---------------------------------------------------------------------------------------------------
+
+def _read_at(fh, offset, length):
+    fh.seek(offset)
+    return fh.read(length)
+
+
+def _meta_at(fh, offset, size):
+    """The bbolt meta page at ``offset`` as a dict, or None when there is none."""
+    if offset + BOLT_PAGE_HEADER_SIZE + 12 > size:
+        return None
+    raw = _read_at(fh, offset, BOLT_PAGE_HEADER_SIZE + 12)
+    if len(raw) < BOLT_PAGE_HEADER_SIZE + 12:
+        return None
+    # bbolt writes in host byte order; etcd hosts are little-endian, but accept both.
+    for order in ('<', '>'):
+        pgid, flags, _count, _overflow = struct.unpack_from(order + 'QHHI', raw, 0)
+        magic, version, page_size = struct.unpack_from(order + 'III', raw, BOLT_PAGE_HEADER_SIZE)
+        if magic == BOLT_MAGIC and flags & BOLT_META_PAGE_FLAG:
+            return dict(page_id=pgid, version=version, page_size=page_size,
+                        byte_order='little' if order == '<' else 'big')
+    return None
+
+
+def _valid_page_size(value):
+    return 512 <= value <= 1024 * 1024 and value % 512 == 0
+
+
+def read_bolt_meta(fh, size):
+    """Find a bbolt meta page the way bbolt does: page 0, else page 1 at a plausible page size.
+
+    Returns a dict (page_id, version, page_size, byte_order) or None for a foreign file.
+    """
+    meta = _meta_at(fh, 0, size)
+    if meta is not None:
+        return meta
+    candidates = []
+    try:
+        candidates.append(os.sysconf('SC_PAGE_SIZE'))
+    except (AttributeError, ValueError, OSError):
+        pass
+    candidates.extend(BOLT_FALLBACK_PAGE_SIZES)
+    for page_size in candidates:
+        if not _valid_page_size(page_size):
+            continue
+        meta = _meta_at(fh, page_size, size)
+        if meta is not None and meta['page_size'] == page_size:
+            return meta
+    return None
+
+
+def _hashes(fh, size):
+    """sha256 of the content before the trailer, sha256 of the whole file, and the trailer bytes."""
+    content_len = size - SHA256_SIZE
+    content = hashlib.sha256()
+    whole = hashlib.sha256()
+    fh.seek(0)
+    remaining = content_len
+    while remaining > 0:
+        chunk = fh.read(min(READ_CHUNK, remaining))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+        content.update(chunk)
+        whole.update(chunk)
+    trailer = fh.read(SHA256_SIZE)
+    whole.update(trailer)
+    # Anything past the expected size (file grew while reading) still belongs to the whole-file hash.
+    while True:
+        chunk = fh.read(READ_CHUNK)
+        if not chunk:
+            break
+        whole.update(chunk)
+    return content.digest(), whole.hexdigest(), trailer
+
+
+def _hex(data):
+    return binascii.hexlify(data).decode('ascii')
+
+
+def file_sha256(path):
+    """Hex sha256 of the whole file."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as fh:
+        while True:
+            chunk = fh.read(READ_CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_snapshot(path):
+    """Check ``path`` the way ``snapshot restore`` does, before anything is restored from it.
+
+    Returns a dict: path, size, sha256 (of the whole file, what ``sha256sum`` prints),
+    content_sha256 (the trailer value, which matched), bolt_page_size, bolt_version.
+
+    Raises SnapshotMissingError, SnapshotEmptyError, SnapshotForeignError, SnapshotTruncatedError or
+    SnapshotHashMismatchError, each with a message naming the file and what is wrong.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise SnapshotMissingError('snapshot %s is a dangling symlink (%s)' % (path, exc.strerror), path)
+        raise SnapshotMissingError('snapshot %s does not exist or cannot be read (%s)'
+                                   % (path, exc.strerror or exc), path)
+    if stat.S_ISDIR(st.st_mode):
+        raise SnapshotForeignError('snapshot %s is a directory, not a snapshot file' % path, path)
+    if not stat.S_ISREG(st.st_mode):
+        raise SnapshotForeignError('snapshot %s is not a regular file' % path, path)
+    size = st.st_size
+    if size == 0:
+        raise SnapshotEmptyError('snapshot %s is empty (0 bytes): an interrupted or failed save?' % path, path)
+
+    try:
+        fh = open(path, 'rb')
+    except (IOError, OSError) as exc:
+        raise SnapshotMissingError('snapshot %s cannot be opened (%s)' % (path, exc.strerror or exc), path)
+    with fh:
+        meta = read_bolt_meta(fh, size)
+        if meta is None:
+            head = _read_at(fh, 0, 16)
+            raise SnapshotForeignError(
+                'snapshot %s is not an etcd snapshot: no bbolt meta page (magic 0x%08X) found '
+                '(size %d bytes, starts with %r)' % (path, BOLT_MAGIC, size, head.decode('latin-1')), path)
+
+        remainder = size % TRAILER_ALIGNMENT
+        if remainder != SHA256_SIZE:
+            raise SnapshotTruncatedError(
+                'snapshot %s has no sha256 integrity trailer: its size %d is %d bytes past a %d-byte '
+                'boundary, a file written by "snapshot save" is %d past one. The file is truncated '
+                '(incomplete copy or save) or is a raw db copied out of a data dir'
+                % (path, size, remainder, TRAILER_ALIGNMENT, SHA256_SIZE), path)
+
+        content_digest, whole_hex, trailer = _hashes(fh, size)
+
+    if content_digest != trailer:
+        raise SnapshotHashMismatchError(
+            'snapshot %s failed its sha256 integrity check: the trailer says %s but the content hashes to '
+            '%s. The file is corrupted or was modified after it was saved'
+            % (path, _hex(trailer), _hex(content_digest)),
+            path, expected=_hex(trailer), actual=_hex(content_digest))
+
+    return dict(
+        path=path,
+        size=size,
+        sha256=whole_hex,
+        content_sha256=_hex(trailer),
+        bolt_page_size=meta['page_size'],
+        bolt_version=meta['version'],
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tools
+# ---------------------------------------------------------------------------------------------------
+
+def _is_executable(path):
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def find_executable(name, dirs):
+    for directory in dirs:
+        if not directory:
+            continue
+        candidate = os.path.join(directory, name)
+        if _is_executable(candidate):
+            return candidate
+    return None
+
+
+def tool_search_dirs(bin_dir=None, path_env=None):
+    """Directories searched for etcdutl/etcdctl: only ``bin_dir`` when given, else $PATH + defaults."""
+    if bin_dir:
+        return [bin_dir]
+    if path_env is None:
+        path_env = os.environ.get('PATH', '')
+    dirs = [d for d in path_env.split(os.pathsep) if d]
+    for d in DEFAULT_TOOL_DIRS:
+        if d not in dirs:
+            dirs.append(d)
+    return dirs
+
+
+def tool_environ_drop(environ=None):
+    """Names of ETCDCTL_*/ETCDUTL_* variables to remove before running the tools."""
+    if environ is None:
+        environ = os.environ
+    return sorted(k for k in environ if k.startswith(TOOL_ENV_PREFIXES))
+
+
+def _seconds(value):
+    value = float(value)
+    if value == int(value):
+        return '%ds' % int(value)
+    return '%dms' % int(round(value * 1000))
+
+
+class SnapshotTools(object):
+    """etcdutl (3.5+) for offline work, falling back to etcdctl (3.4, ETCDCTL_API=3); etcdctl for save."""
+
+    def __init__(self, etcdutl=None, etcdctl=None):
+        self.etcdutl = etcdutl
+        self.etcdctl = etcdctl
+
+    @classmethod
+    def find(cls, bin_dir=None, path_env=None):
+        dirs = tool_search_dirs(bin_dir, path_env)
+        return cls(etcdutl=find_executable('etcdutl', dirs), etcdctl=find_executable('etcdctl', dirs))
+
+    def _where(self, bin_dir):
+        return ('in %s' % bin_dir) if bin_dir else 'on PATH or in %s' % ', '.join(DEFAULT_TOOL_DIRS)
+
+    @property
+    def offline_tool(self):
+        """Path of the tool used for ``snapshot status`` and ``snapshot restore``."""
+        return self.etcdutl or self.etcdctl
+
+    @property
+    def offline_kind(self):
+        if self.etcdutl:
+            return 'etcdutl'
+        if self.etcdctl:
+            return 'etcdctl'
+        return None
+
+    def require_offline(self, bin_dir=None):
+        if not self.offline_tool:
+            raise SnapshotToolNotFoundError(
+                'neither etcdutl (etcd 3.5+) nor etcdctl (etcd 3.4) found %s' % self._where(bin_dir))
+        return self.offline_tool
+
+    def require_etcdctl(self, bin_dir=None):
+        if not self.etcdctl:
+            raise SnapshotToolNotFoundError('etcdctl not found %s; it is needed to save a snapshot'
+                                            % self._where(bin_dir))
+        return self.etcdctl
+
+    def offline_environ(self):
+        """Environment additions for status/restore."""
+        return {} if self.etcdutl else {'ETCDCTL_API': '3'}
+
+    def status_argv(self, path):
+        return [self.require_offline(), 'snapshot', 'status', path, '-w', 'json']
+
+    def restore_argv(self, path, data_dir, name, initial_cluster, initial_cluster_token,
+                     initial_advertise_peer_urls):
+        if isinstance(initial_advertise_peer_urls, (list, tuple)):
+            initial_advertise_peer_urls = ','.join(initial_advertise_peer_urls)
+        return [
+            self.require_offline(), 'snapshot', 'restore', path,
+            '--data-dir', data_dir,
+            '--name', name,
+            '--initial-cluster', initial_cluster,
+            '--initial-cluster-token', initial_cluster_token,
+            '--initial-advertise-peer-urls', initial_advertise_peer_urls,
+        ]
+
+    def save_argv(self, path, endpoint, ca_cert=None, client_cert=None, client_key=None,
+                  validate_certs=True, user=None, timeout=None):
+        """``etcdctl snapshot save`` against one endpoint. The password goes in the environment
+        (ETCDCTL_PASSWORD, see save_environ()), never on the command line."""
+        argv = [self.require_etcdctl(), '--endpoints=%s' % endpoint]
+        if timeout:
+            argv.append('--dial-timeout=%s' % _seconds(timeout))
+        if ca_cert:
+            argv.append('--cacert=%s' % ca_cert)
+        if client_cert:
+            argv.append('--cert=%s' % client_cert)
+        if client_key:
+            argv.append('--key=%s' % client_key)
+        if not validate_certs:
+            argv.append('--insecure-skip-tls-verify')
+        if user:
+            argv.extend(['--user', user])
+        argv.extend(['snapshot', 'save', path])
+        return argv
+
+    @staticmethod
+    def save_environ(password=None):
+        env = {'ETCDCTL_API': '3'}
+        if password is not None:
+            env['ETCDCTL_PASSWORD'] = password
+        return env
+
+
+def parse_status(output):
+    """Parse ``snapshot status -w json`` output: {hash, revision, total_keys, total_size}.
+
+    The tools may print log or deprecation lines around the JSON; the last JSON object line wins.
+    """
+    doc = None
+    for line in (output or '').splitlines():
+        line = line.strip()
+        if not line.startswith('{'):
+            continue
+        try:
+            candidate = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(candidate, dict) and 'revision' in candidate:
+            doc = candidate
+    if doc is None:
+        raise SnapshotStatusParseError('no JSON status in the output of "snapshot status": %r'
+                                       % (output or '')[:500])
+    try:
+        result = dict(
+            hash=int(doc.get('hash', 0)),
+            revision=int(doc['revision']),
+            total_keys=int(doc.get('totalKey', 0)),
+            total_size=int(doc.get('totalSize', 0)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SnapshotStatusParseError('unexpected "snapshot status" JSON %r: %s' % (doc, exc))
+    if 'version' in doc:
+        result['version'] = doc['version']
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# Restore helpers
+# ---------------------------------------------------------------------------------------------------
+
+def parse_initial_cluster(initial_cluster):
+    """``a=http://h1:2380,b=http://h2:2380`` -> [('a', 'http://h1:2380'), ('b', 'http://h2:2380')]."""
+    pairs = []
+    for item in (initial_cluster or '').split(','):
+        item = item.strip()
+        if not item:
+            continue
+        if '=' not in item:
+            raise SnapshotArgumentError('initial_cluster entry %r is not name=peer-url' % item)
+        name, url = item.split('=', 1)
+        name, url = name.strip(), url.strip()
+        if not name or not url:
+            raise SnapshotArgumentError('initial_cluster entry %r is not name=peer-url' % item)
+        pairs.append((name, url))
+    if not pairs:
+        raise SnapshotArgumentError('initial_cluster is empty')
+    return pairs
+
+
+def check_member_arguments(name, initial_cluster, initial_advertise_peer_urls):
+    """Fail early on what ``snapshot restore`` would reject: the member must be in initial_cluster with
+    exactly its advertised peer URLs."""
+    if isinstance(initial_advertise_peer_urls, str):
+        initial_advertise_peer_urls = initial_advertise_peer_urls.split(',')
+    advertised = sorted(u.strip() for u in initial_advertise_peer_urls if u and u.strip())
+    if not advertised:
+        raise SnapshotArgumentError('initial_advertise_peer_urls is empty')
+    pairs = parse_initial_cluster(initial_cluster)
+    listed = sorted(url for member, url in pairs if member == name)
+    if not listed:
+        raise SnapshotArgumentError('member %r is not in initial_cluster %r' % (name, initial_cluster))
+    if listed != advertised:
+        raise SnapshotArgumentError(
+            'initial_cluster lists %s for member %r but initial_advertise_peer_urls is %s; they must match'
+            % (','.join(listed), name, ','.join(advertised)))
+    return pairs
+
+
+DATA_DIR_ABSENT = 'absent'
+DATA_DIR_EMPTY = 'empty'
+DATA_DIR_INITIALISED = 'initialised'
+DATA_DIR_OTHER = 'not_empty'
+DATA_DIR_NOT_A_DIR = 'not_a_directory'
+
+
+def data_dir_state(data_dir):
+    """absent, empty, initialised (holds member/), not_empty (holds something else), not_a_directory."""
+    if not os.path.lexists(data_dir):
+        return DATA_DIR_ABSENT
+    if not os.path.isdir(data_dir):
+        return DATA_DIR_NOT_A_DIR
+    if os.path.isdir(os.path.join(data_dir, 'member')):
+        return DATA_DIR_INITIALISED
+    if os.listdir(data_dir):
+        return DATA_DIR_OTHER
+    return DATA_DIR_EMPTY
+
+
+def restored_layout_ok(data_dir):
+    """What a successful restore leaves: member/snap/db and at least one member/wal/*.wal.
+    Returns a list of problems (empty when fine)."""
+    problems = []
+    db = os.path.join(data_dir, 'member', 'snap', 'db')
+    wal = os.path.join(data_dir, 'member', 'wal')
+    if not os.path.isfile(db) or os.path.getsize(db) == 0:
+        problems.append('%s missing or empty' % db)
+    if not os.path.isdir(wal) or not [f for f in os.listdir(wal) if f.endswith('.wal')]:
+        problems.append('no WAL file in %s' % wal)
+    return problems
+
+
+def utc_stamp(now=None):
+    if now is None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime('%Y%m%dT%H%M%SZ')
+
+
+def replaced_dir_name(data_dir, now=None, exists=os.path.lexists):
+    """``<data_dir>.replaced-<UTC timestamp>``, with -1, -2... appended if that name is taken."""
+    base = '%s.replaced-%s' % (data_dir.rstrip(os.sep) or data_dir, utc_stamp(now))
+    candidate = base
+    n = 0
+    while exists(candidate):
+        n += 1
+        candidate = '%s-%d' % (base, n)
+    return candidate

@@ -1,0 +1,464 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, gatewayops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: etcd_member
+short_description: Add, update, promote or remove one etcd cluster member
+version_added: 0.1.0
+description:
+  - Makes sure one member of an etcd v3 cluster, identified by O(name), is present (as voting member or
+    learner, with the given peer URLs), absent, or promoted from learner to voting member.
+  - Speaks the v3 JSON gateway on the client port of the members in O(endpoints); works with etcd 3.4 and 3.5.
+  - A member that was added but has not started yet has no name in the member list; it is then found by
+    its peer URL (one of O(peer_urls)).
+  - Before a change that needs quorum the module asks every member for C(GET /health) on its client URLs
+    (from the host the module runs on) and refuses, changing nothing, when the change would leave the
+    cluster without a healthy majority of voting members. Removing a voting member needs the remaining
+    voting members to still have a healthy majority. Adding a voting member needs the currently healthy
+    voting members to reach the majority of the new voting count (the new member is not started yet).
+    Adding a learner, updating peer URLs or removing a learner needs the current cluster to have quorum.
+  - etcd's own C(/health) answers false while an alarm (for example C(NOSPACE)) is raised, so such a
+    member counts as unhealthy here too.
+author:
+  - gatewayops maintainers (@gatewayops)
+extends_documentation_fragment:
+  - gatewayops.apisix_ha.etcd
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+options:
+  name:
+    description:
+      - Member name (the C(--name) the member is started with).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) adds the member when it is missing (needs O(peer_urls)), updates its peer URLs when they
+        differ from O(peer_urls), and promotes an existing learner when O(learner=false).
+        etcd cannot turn a voting member into a learner; then a warning is given and nothing changes.
+      - V(absent) removes the member; a name that is not in the cluster is fine (unchanged).
+      - V(promoted) promotes a learner to voting member; an already voting member is unchanged; an unknown name fails.
+        etcd promotes only a learner that has started and caught up with the leader.
+    type: str
+    choices: [present, absent, promoted]
+    default: present
+  peer_urls:
+    description:
+      - Peer URLs of the member, like V(https://10.0.0.4:2380). Scheme C(http) or C(https), host and port, no path.
+      - Required to add a member. When given for an existing member, its peer URLs are updated to these.
+      - A peer URL already used by another member is refused.
+    type: list
+    elements: str
+  learner:
+    description:
+      - With O(state=present), add the member as a learner (non-voting) instead of a voting member.
+    type: bool
+    default: false
+  health_timeout:
+    description:
+      - Seconds to wait for one member's C(/health) answer in the quorum check (never more than O(timeout)).
+    type: float
+    default: 5
+notes:
+  - The member list is read from the first endpoint that answers; run against endpoints of healthy members.
+  - Adding a member only registers it; start etcd on the new host with C(--initial-cluster-state existing)
+    afterwards, then promote it when it was added as a learner.
+seealso:
+  - module: gatewayops.apisix_ha.etcd_cluster_info
+"""
+
+EXAMPLES = r"""
+- name: Add etcd04 as a learner
+  gatewayops.apisix_ha.etcd_member:
+    endpoints:
+      - https://10.0.0.1:2379
+      - https://10.0.0.2:2379
+    ca_cert: /etc/etcd/pki/ca.crt
+    client_cert: /etc/etcd/pki/client.crt
+    client_key: /etc/etcd/pki/client.key
+    name: etcd04
+    peer_urls:
+      - https://10.0.0.4:2380
+    learner: true
+  register: added
+
+- name: Promote etcd04 once it has started and caught up
+  gatewayops.apisix_ha.etcd_member:
+    endpoints: "{{ etcd_endpoints }}"
+    name: etcd04
+    state: promoted
+  register: promoted
+  retries: 10
+  delay: 3
+  until: promoted is succeeded
+
+- name: Move etcd02 to a new peer address
+  gatewayops.apisix_ha.etcd_member:
+    endpoints: "{{ etcd_endpoints }}"
+    name: etcd02
+    peer_urls:
+      - https://10.0.0.12:2380
+
+- name: Remove etcd03 (refused if that would cost the quorum)
+  gatewayops.apisix_ha.etcd_member:
+    endpoints: "{{ etcd_endpoints }}"
+    name: etcd03
+    state: absent
+
+- name: What would happen
+  gatewayops.apisix_ha.etcd_member:
+    endpoints: "{{ etcd_endpoints }}"
+    name: etcd03
+    state: absent
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+actions:
+  description: What was done, or in check mode what would be done, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["add member etcd04 as learner with peer URLs https://10.0.0.4:2380"]
+member:
+  description: The member after the change; for O(state=absent) the member as it was before removal.
+    Empty when the member is not (and was not) in the cluster. In check mode an added member has no id.
+  returned: always
+  type: dict
+  sample:
+    id: "e2a4b1f3c0d9a6b7"
+    name: ""
+    peer_urls: ["https://10.0.0.4:2380"]
+    client_urls: []
+    is_learner: true
+    started: false
+member_id:
+  description: ID of the member as 16 hex digits (like etcdctl prints it), or null when unknown.
+  returned: always
+  type: str
+  sample: "e2a4b1f3c0d9a6b7"
+cluster_id:
+  description: Cluster ID as 16 hex digits.
+  returned: always
+  type: str
+  sample: "4c4191ac5e8a1a1f"
+members:
+  description: The member list after the change (in check mode, as it would be).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Member ID, 16 hex digits (null for a member check mode would add).
+      type: str
+    name:
+      description: Member name; empty until the member has started.
+      type: str
+    peer_urls:
+      description: Peer URLs.
+      type: list
+      elements: str
+    client_urls:
+      description: Client URLs; empty until the member has started.
+      type: list
+      elements: str
+    is_learner:
+      description: Whether the member is a learner (non-voting).
+      type: bool
+    started:
+      description: Whether the member has started (has published its name).
+      type: bool
+  sample:
+    - id: "1818b2c362ae21da"
+      name: etcd01
+      peer_urls: ["https://10.0.0.1:2380"]
+      client_urls: ["https://10.0.0.1:2379"]
+      is_learner: false
+      started: true
+health:
+  description: Result of the quorum health check, by member ID, when one was made.
+  returned: when a change needing quorum was planned
+  type: dict
+  sample:
+    1818b2c362ae21da:
+      healthy: true
+      reason: ""
+      endpoint: https://10.0.0.1:2379
+diff:
+  description: Member lists before and after, when run with C(--diff).
+  returned: when diff mode is on
+  type: dict
+  sample:
+    before:
+      members: []
+    after:
+      members: []
+"""
+
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_client import format_id, majority
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module import (
+    EtcdModule,
+    check_url,
+    format_member,
+    members_health,
+    normalize_url,
+)
+
+
+def _urls(urls):
+    return set(normalize_url(u) for u in urls)
+
+
+def _show_urls(urls):
+    return ', '.join(urls) if urls else '(none)'
+
+
+def _label(member):
+    return '%s (%s)' % (member['name'] or 'unstarted', format_id(member['id']) if member['id'] else 'new')
+
+
+def find_member(members, name, peer_urls):
+    """The member called ``name``; failing that an unstarted (nameless) member using one of ``peer_urls``.
+    -> (member or None, error or None)."""
+    named = [m for m in members if m['name'] == name]
+    if len(named) > 1:
+        return None, 'more than one member is called %s: %s' % (name, ', '.join(_label(m) for m in named))
+    if named:
+        return named[0], None
+    if peer_urls:
+        wanted = _urls(peer_urls)
+        unstarted = [m for m in members if not m['name'] and _urls(m['peer_urls']) & wanted]
+        if len(unstarted) > 1:
+            return None, 'several unstarted members use the peer URLs %s' % _show_urls(peer_urls)
+        if unstarted:
+            return unstarted[0], None
+    return None, None
+
+
+def url_conflicts(members, peer_urls, me=None):
+    """Text naming each other member that already uses one of ``peer_urls``, or None."""
+    wanted = _urls(peer_urls)
+    clashes = []
+    for m in members:
+        if me is not None and m['id'] == me['id']:
+            continue
+        shared = sorted(wanted & _urls(m['peer_urls']))
+        if shared:
+            clashes.append('%s already uses %s' % (_label(m), ', '.join(shared)))
+    return '; '.join(clashes) if clashes else None
+
+
+def quorum_verdict(operation, members, health, member=None):
+    """Whether ``operation`` keeps quorum. operation: add_voting, add_learner, remove, promote, update.
+    Only voting members that answered the health check count. -> (ok: bool, explanation: str)."""
+    voting = [m for m in members if not m['is_learner']]
+    healthy = [m for m in voting if health.get(m['id'], {}).get('healthy')]
+    n, h = len(voting), len(healthy)
+    member_healthy = bool(member is not None and health.get(member['id'], {}).get('healthy'))
+    if operation == 'add_voting':
+        new_n, new_h = n + 1, h
+        ok = new_h >= majority(new_n)
+        text = ('with the new (not yet started) voting member there would be %d voting members; quorum needs %d '
+                'healthy, %d are healthy now' % (new_n, majority(new_n), new_h))
+    elif operation == 'remove' and member is not None and not member['is_learner']:
+        new_n, new_h = n - 1, h - (1 if member_healthy else 0)
+        if new_n < 1:
+            return False, 'it is the last voting member'
+        ok = new_h >= majority(new_n)
+        text = ('after the removal %d voting members would remain, %d of them healthy; quorum needs %d'
+                % (new_n, new_h, majority(new_n)))
+    elif operation == 'promote':
+        new_n, new_h = n + 1, h + (1 if member_healthy else 0)
+        ok = new_h >= majority(new_n)
+        text = ('after the promotion there would be %d voting members, %d of them healthy; quorum needs %d'
+                % (new_n, new_h, majority(new_n)))
+    else:  # add_learner, update, remove of a learner: the cluster must have quorum now
+        ok = n > 0 and h >= majority(n)
+        text = '%d of %d voting members are healthy; quorum needs %d' % (h, n, majority(n))
+    unhealthy = [m for m in members if not health.get(m['id'], {}).get('healthy')]
+    if unhealthy:
+        text += '. Unhealthy: ' + '; '.join('%s: %s' % (_label(m), health.get(m['id'], {}).get('reason', 'unknown'))
+                                            for m in unhealthy)
+    return ok, text
+
+
+class EtcdMemberModule(object):
+
+    def __init__(self, module):
+        self.module = module
+        self.client = module.client
+        self.actions = []
+        self.health = None
+        self.warnings = []
+
+    def fail(self, msg, **extra):
+        extra.setdefault('actions', [])
+        self.module.fail_json(msg=msg, changed=False, **extra)
+
+    def check_quorum(self, operation, members, member, describe):
+        if self.health is None:
+            timeout = min(self.module.params['health_timeout'], self.module.params['timeout'])
+            self.health = members_health(self.client, members, timeout)
+        ok, text = quorum_verdict(operation, members, self.health, member)
+        if not ok:
+            self.fail('Refusing to %s: %s.' % (describe, text), health=self._health_out())
+
+    def _health_out(self):
+        if self.health is None:
+            return None
+        return dict((format_id(k), v) for k, v in self.health.items())
+
+    def main(self):
+        p = self.module.params
+        name, state, learner = p['name'], p['state'], p['learner']
+        peer_urls = p['peer_urls']
+        if peer_urls is not None:
+            peer_urls = [u.strip() for u in peer_urls]
+            problems = [e for e in (check_url(u) for u in peer_urls) if e]
+            if problems:
+                self.fail('Malformed peer URL: %s.' % '; '.join(problems))
+            if not peer_urls:
+                self.fail('peer_urls must not be empty when given.')
+            if len(_urls(peer_urls)) != len(peer_urls):
+                self.fail('peer_urls lists the same URL twice: %s.' % _show_urls(peer_urls))
+
+        listing = self.module.run(self.client.member_list)
+        cluster_id = listing['header']['cluster_id']
+        before = listing['members']
+        member, error = find_member(before, name, peer_urls)
+        if error:
+            self.fail('Cannot tell which member is meant: %s.' % error)
+
+        after = [dict(m) for m in before]
+        result_member = member
+        check = self.module.check_mode
+
+        if state == 'absent':
+            if member is not None:
+                describe = 'remove member %s' % _label(member)
+                self.check_quorum('remove', before, member, describe)
+                self.actions.append(describe)
+                if not check:
+                    self.module.run(self.client.member_remove, member['id'])
+                after = [m for m in after if m['id'] != member['id']]
+
+        elif state == 'promoted':
+            if member is None:
+                hint = ''
+                if any(not m['name'] for m in before) and not peer_urls:
+                    hint = ' An unstarted member has no name yet; give its peer_urls to match it.'
+                self.fail('Cannot promote %s: no member of that name is in the cluster (members: %s).%s'
+                          % (name, ', '.join(_label(m) for m in before) or 'none', hint))
+            result_member = self._promote(member, before, after, check)
+
+        else:  # present
+            if member is None:
+                if not peer_urls:
+                    self.fail('Member %s is not in the cluster; peer_urls are needed to add it.' % name)
+                clash = url_conflicts(before, peer_urls)
+                if clash:
+                    self.fail('Cannot add member %s with peer URLs %s: %s.' % (name, _show_urls(peer_urls), clash))
+                kind = 'learner' if learner else 'voting member'
+                describe = 'add member %s as %s with peer URLs %s' % (name, kind, _show_urls(peer_urls))
+                self.check_quorum('add_learner' if learner else 'add_voting', before, None, describe)
+                self.actions.append(describe)
+                if check:
+                    result_member = dict(id=None, name='', peer_urls=list(peer_urls), client_urls=[],
+                                         is_learner=bool(learner))
+                else:
+                    answer = self.module.run(self.client.member_add, peer_urls, is_learner=learner)
+                    result_member = answer['member']
+                after.append(dict(result_member))
+            else:
+                if peer_urls and _urls(peer_urls) != _urls(member['peer_urls']):
+                    clash = url_conflicts(before, peer_urls, me=member)
+                    if clash:
+                        self.fail('Cannot give member %s the peer URLs %s: %s.'
+                                  % (_label(member), _show_urls(peer_urls), clash))
+                    describe = ('update peer URLs of member %s from %s to %s'
+                                % (_label(member), _show_urls(member['peer_urls']), _show_urls(peer_urls)))
+                    self.check_quorum('update', before, member, describe)
+                    self.actions.append(describe)
+                    if not check:
+                        self.module.run(self.client.member_update, member['id'], peer_urls)
+                    for m in after:
+                        if m['id'] == member['id']:
+                            m['peer_urls'] = list(peer_urls)
+                if member['is_learner'] and not learner:
+                    self._promote(member, before, after, check)
+                elif not member['is_learner'] and learner:
+                    self.warnings.append('Member %s is a voting member; etcd cannot turn it back into a learner, '
+                                         'left as it is.' % _label(member))
+
+        changed = bool(self.actions)
+        if changed and not check:
+            listing = self.module.run(self.client.member_list)
+            after = listing['members']
+            cluster_id = listing['header']['cluster_id'] or cluster_id
+        if state != 'absent' and result_member is not None and result_member.get('id'):
+            now = [m for m in after if m['id'] == result_member['id']]
+            result_member = now[0] if now else result_member
+        elif state != 'absent' and result_member is not None:
+            now = [m for m in after if m['id'] is None]
+            result_member = now[0] if now else result_member
+
+        result = dict(
+            changed=changed,
+            actions=self.actions,
+            members=[format_member(m) for m in after],
+            member=format_member(result_member) if result_member is not None else {},
+            member_id=format_id(result_member['id']) if result_member is not None and result_member['id'] else None,
+            cluster_id=format_id(cluster_id),
+        )
+        if self.health is not None:
+            result['health'] = self._health_out()
+        if self.module._diff:
+            result['diff'] = dict(before=dict(members=[format_member(m) for m in before]),
+                                  after=dict(members=[format_member(m) for m in after]))
+        for w in self.warnings:
+            self.module.warn(w)
+        self.module.exit_json(**result)
+
+    def _promote(self, member, before, after, check):
+        if not member['is_learner']:
+            return member
+        describe = 'promote learner %s to voting member' % _label(member)
+        self.check_quorum('promote', before, member, describe)
+        self.actions.append(describe)
+        if not check:
+            self.module.run(self.client.member_promote, member['id'])
+        for m in after:
+            if m['id'] == member['id']:
+                m['is_learner'] = False
+        return member
+
+
+def main():
+    module = EtcdModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            state=dict(type='str', default='present', choices=['present', 'absent', 'promoted']),
+            peer_urls=dict(type='list', elements='str'),
+            learner=dict(type='bool', default=False),
+            health_timeout=dict(type='float', default=5),
+        ),
+        supports_check_mode=True,
+    )
+    EtcdMemberModule(module).main()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,688 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, gatewayops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: etcd_snapshot
+short_description: Save, verify and restore etcd v3 snapshot files
+version_added: 0.1.0
+description:
+  - Checks, takes and restores etcd v3 snapshot files on the managed host, with C(etcdutl) (etcd 3.5+) or,
+    when it is not installed, C(etcdctl) (etcd 3.4, run with E(ETCDCTL_API=3)).
+  - Every file is checked the way C(snapshot restore) checks it before it is used or kept. A file written
+    by C(snapshot save) ends with a 32-byte sha256 of everything before it, so its size is 32 bytes past a
+    512-byte boundary. Missing, empty, truncated (no trailer), corrupted (hash mismatch) and foreign (no
+    bbolt meta page) files are refused with a message saying which.
+  - O(state=verified) checks O(path) and reads its revision and key count with C(snapshot status -w json).
+  - O(state=restored) verifies O(path), restores it into a new directory beside O(data_dir) (same
+    filesystem), proves the result (layout and revision), and only then renames it into place. An
+    O(data_dir) that already holds a member (C(member/) exists) is left alone unless O(force=true), which
+    moves the old directory aside to C(<data_dir>.replaced-<UTC timestamp>); that copy is kept, never
+    deleted. So seeding a member from a snapshot happens once, and re-running a play does not reset it.
+  - O(state=saved) takes a snapshot from the first of O(endpoints) that answers with C(etcdctl snapshot save),
+    into a temporary file in the directory of O(path), verifies it and renames it to O(path). A half-written
+    or corrupt file never appears under O(path). An existing O(path) is kept unless O(force=true).
+  - E(ETCDCTL_*) and E(ETCDUTL_*) variables of the managed host's environment are ignored (removed before
+    the tools run), so they cannot redirect or break the commands.
+author:
+  - gatewayops maintainers
+extends_documentation_fragment:
+  - gatewayops.apisix_ha.etcd
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Files are verified (reading only, C(snapshot status) included) and what would be done is reported in
+        RV(actions); nothing is written, no snapshot is taken.
+  diff_mode:
+    support: full
+    description:
+      - For O(state=restored) and O(state=saved), a summary of O(data_dir) or O(path) before and after.
+  platform:
+    support: full
+    platforms: posix
+options:
+  state:
+    description:
+      - V(verified) checks O(path) and reports what it holds. Never changes anything.
+      - V(restored) makes O(data_dir) a data directory restored from O(path), unless it is already initialised.
+      - V(saved) takes a snapshot from O(endpoints) to O(path).
+    type: str
+    choices: [verified, restored, saved]
+    default: verified
+  path:
+    description:
+      - The snapshot file on the managed host. Read for V(verified) and V(restored), written for V(saved)
+        (its directory must exist).
+    type: path
+    required: true
+  data_dir:
+    description:
+      - Data directory of the member to restore into (etcd C(--data-dir)). Its parent must be writable, it
+        must not be a mount point (the restored directory is renamed into place from beside it).
+      - Required for O(state=restored).
+    type: path
+  name:
+    description:
+      - Member name (etcd C(--name)); must be one of the names in O(initial_cluster).
+      - Required for O(state=restored).
+    type: str
+  initial_cluster:
+    description:
+      - The cluster the restored member will start in, as etcd C(--initial-cluster)
+        (C(name1=https://peer1:2380,name2=https://peer2:2380,...)). Every member must be restored from the same
+        snapshot with the same O(initial_cluster) and O(initial_cluster_token).
+      - Required for O(state=restored).
+    type: str
+  initial_cluster_token:
+    description:
+      - etcd C(--initial-cluster-token) of the restored cluster.
+      - Required for O(state=restored).
+    type: str
+  initial_advertise_peer_urls:
+    description:
+      - This member's peer URLs (etcd C(--initial-advertise-peer-urls)); they must be the URLs O(initial_cluster)
+        lists for O(name).
+      - Required for O(state=restored).
+    type: list
+    elements: str
+  owner:
+    description:
+      - User (name or uid) that owns the result. For O(state=restored) the whole restored tree is changed
+        (C(chown -R)) before it is renamed into place; for O(state=saved) the snapshot file.
+      - Not applied to an O(data_dir) or O(path) left unchanged.
+    type: str
+  group:
+    description:
+      - Group (name or gid) of the result, as for O(owner).
+    type: str
+  force:
+    description:
+      - For O(state=restored), replace an O(data_dir) that is already initialised (or holds anything else);
+        the old directory is renamed to C(<data_dir>.replaced-<UTC timestamp>) and kept, and only after the
+        new data was restored and checked.
+      - For O(state=saved), replace an existing O(path) with a new snapshot.
+    type: bool
+    default: false
+  bin_dir:
+    description:
+      - Directory holding C(etcdutl) and/or C(etcdctl). When set, only this directory is searched.
+      - When not set, E(PATH) and then C(/usr/local/bin), C(/usr/bin), C(/usr/local/sbin), C(/usr/sbin) and
+        C(/opt/etcd/bin) are searched. C(etcdutl) is preferred for status and restore; C(etcdctl) is always
+        used for saving.
+    type: path
+notes:
+  - O(endpoints), O(ca_cert), O(client_cert), O(client_key), O(validate_certs), O(user), O(password) and
+    O(timeout) are only used by O(state=saved). O(timeout) becomes C(etcdctl --dial-timeout); the save itself
+    is not time-limited. O(password) is passed to C(etcdctl) in the environment (E(ETCDCTL_PASSWORD)), never on
+    its command line.
+  - The C(hash) returned is the bbolt content hash printed by C(snapshot status), not the file's sha256.
+  - Saved snapshot files get mode C(0600); a restored O(data_dir) gets mode C(0700).
+seealso:
+  - name: etcd disaster recovery
+    description: Restoring a cluster from a snapshot.
+    link: https://etcd.io/docs/v3.5/op-guide/recovery/
+"""
+
+EXAMPLES = r"""
+- name: Check a snapshot before it is copied anywhere
+  gatewayops.apisix_ha.etcd_snapshot:
+    state: verified
+    path: /var/backups/etcd/apisix-20260301.db
+  register: snap
+
+- name: Show what it holds
+  ansible.builtin.debug:
+    msg: "revision {{ snap.revision }}, {{ snap.total_keys }} keys, sha256 {{ snap.sha256 }}"
+
+- name: Take a snapshot from the first member that answers
+  gatewayops.apisix_ha.etcd_snapshot:
+    state: saved
+    path: "/var/backups/etcd/apisix-{{ ansible_date_time.iso8601_basic_short }}.db"
+    endpoints:
+      - https://10.250.77.11:2379
+      - https://10.250.77.12:2379
+      - https://10.250.77.13:2379
+    ca_cert: /etc/etcd/pki/ca.crt
+    client_cert: /etc/etcd/pki/client.crt
+    client_key: /etc/etcd/pki/client.key
+    owner: etcd
+    group: etcd
+
+- name: Seed a member's data dir from a snapshot, once (later runs report ok)
+  gatewayops.apisix_ha.etcd_snapshot:
+    state: restored
+    path: /var/lib/etcd-seed/seed.db
+    data_dir: /var/lib/etcd/default
+    name: etcd01
+    initial_cluster: etcd01=https://10.250.77.11:2380,etcd02=https://10.250.77.12:2380,etcd03=https://10.250.77.13:2380
+    initial_cluster_token: apisix-etcd-restored-20260301
+    initial_advertise_peer_urls:
+      - https://10.250.77.11:2380
+    owner: etcd
+    group: etcd
+
+- name: Disaster recovery - replace the data dir (the old one is kept as <data_dir>.replaced-<timestamp>)
+  gatewayops.apisix_ha.etcd_snapshot:
+    state: restored
+    path: /var/lib/etcd-seed/seed.db
+    data_dir: /var/lib/etcd/default
+    name: etcd01
+    initial_cluster: etcd01=https://10.250.77.11:2380,etcd02=https://10.250.77.12:2380,etcd03=https://10.250.77.13:2380
+    initial_cluster_token: apisix-etcd-restored-20260301
+    initial_advertise_peer_urls:
+      - https://10.250.77.11:2380
+    owner: etcd
+    group: etcd
+    force: true
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+msg:
+  description: What happened, in one sentence.
+  returned: always
+  type: str
+  sample: restored /var/lib/etcd-seed/seed.db (revision 7, 10 keys) into /var/lib/etcd/default for member etcd01
+actions:
+  description:
+    - What was done, or in check mode what would be done, in order.
+    - "Commands run are listed as C(ran: <command line>) (the password never appears; it is not on the command line)."
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - verified the sha256 integrity trailer of /var/lib/etcd-seed/seed.db
+    - "ran: /usr/bin/etcdutl snapshot status /var/lib/etcd-seed/seed.db -w json"
+    - "ran: /usr/bin/etcdutl snapshot restore /var/lib/etcd-seed/seed.db --data-dir /var/lib/etcd/.default.restore-x1/default --name etcd01 ..."
+    - checked the restored data (member/snap/db, WAL, revision 7)
+    - renamed /var/lib/etcd/.default.restore-x1/default to /var/lib/etcd/default
+snapshot_path:
+  description: The snapshot file (O(path)).
+  returned: always
+  type: str
+  sample: /var/lib/etcd-seed/seed.db
+integrity_ok:
+  description: The file passed the integrity checks (failures are reported with C(failed), RV(integrity_error)).
+  returned: when a file was verified
+  type: bool
+  sample: true
+integrity_error:
+  description:
+    - On failure only, why the file was refused; one of V(missing), V(empty), V(truncated), V(hash_mismatch),
+      V(foreign).
+  returned: failure
+  type: str
+  sample: hash_mismatch
+sha256:
+  description: sha256 of the whole snapshot file (what C(sha256sum) prints).
+  returned: when a file was verified
+  type: str
+  sample: 723a61b45ef576e78fb2cc0e93745c8b71811b03f5a1c9f451cd606c67aa488b
+size:
+  description: Size of the snapshot file in bytes (database plus the 32-byte trailer).
+  returned: when a file was verified
+  type: int
+  sample: 20512
+revision:
+  description: The store revision the snapshot was taken at.
+  returned: when a file was verified
+  type: int
+  sample: 7
+total_keys:
+  description: Keys in the snapshot's database (all buckets, as C(snapshot status) counts them).
+  returned: when a file was verified
+  type: int
+  sample: 10
+total_size:
+  description: Size of the bbolt database inside the file, in bytes.
+  returned: when a file was verified
+  type: int
+  sample: 20480
+hash:
+  description: bbolt content hash (crc32) from C(snapshot status).
+  returned: when a file was verified
+  type: int
+  sample: 938499975
+tool:
+  description: Path of the etcdutl or etcdctl that read (and for V(restored), restored) the snapshot.
+  returned: when a file was verified
+  type: str
+  sample: /usr/bin/etcdutl
+data_dir:
+  description: The data directory.
+  returned: O(state=restored)
+  type: str
+  sample: /var/lib/etcd/default
+data_dir_state:
+  description:
+    - What O(data_dir) was before the task; one of V(absent), V(empty), V(initialised), V(not_empty).
+  returned: O(state=restored)
+  type: str
+  sample: absent
+replaced_dir:
+  description: Where the previous O(data_dir) was moved (or, in check mode, would be moved) with O(force=true).
+  returned: O(state=restored), when an existing data dir was replaced
+  type: str
+  sample: /var/lib/etcd/default.replaced-20260301T101500Z
+endpoint:
+  description: The endpoint the snapshot was taken from.
+  returned: O(state=saved), when a snapshot was taken
+  type: str
+  sample: https://10.250.77.11:2379
+"""
+
+import grp
+import os
+import pwd
+import shlex
+import shutil
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module import ETCD_COMMON_ARGUMENT_SPEC
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_snapshot_file import (
+    DATA_DIR_ABSENT,
+    DATA_DIR_EMPTY,
+    DATA_DIR_INITIALISED,
+    DATA_DIR_NOT_A_DIR,
+    DATA_DIR_OTHER,
+    SnapshotArgumentError,
+    SnapshotError,
+    SnapshotIntegrityError,
+    SnapshotTools,
+    check_member_arguments,
+    check_snapshot,
+    data_dir_state,
+    parse_status,
+    replaced_dir_name,
+    restored_layout_ok,
+    tool_environ_drop,
+)
+
+
+class SnapshotFailure(Exception):
+    """Ends the module with fail_json(msg, **extra)."""
+
+    def __init__(self, msg, **extra):
+        super(SnapshotFailure, self).__init__(msg)
+        self.msg = msg
+        self.extra = extra
+
+
+def _cmdline(argv):
+    return ' '.join(shlex.quote(a) for a in argv)
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class EtcdSnapshot(object):
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.check_mode = module.check_mode
+        self.actions = []
+        # Not 'path': AnsibleModule would add the file's stat (state, owner, size...) over the module's keys.
+        self.result = dict(changed=False, snapshot_path=self.params['path'], actions=self.actions)
+        self.tools = SnapshotTools.find(self.params['bin_dir'])
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def would(self, text):
+        self.actions.append(('would ' + text) if self.check_mode else text)
+
+    def run(self, argv, environ_update=None):
+        self.actions.append('ran: %s' % _cmdline(argv))
+        rc, out, err = self.module.run_command(argv, environ_update=environ_update or {})
+        return rc, out, err
+
+    def resolve_owner(self):
+        uid = gid = -1
+        owner, group = self.params['owner'], self.params['group']
+        if owner:
+            try:
+                uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
+            except KeyError:
+                raise SnapshotFailure('owner %r does not exist on this host' % owner)
+        if group:
+            try:
+                gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+            except KeyError:
+                raise SnapshotFailure('group %r does not exist on this host' % group)
+        return uid, gid
+
+    def apply_owner(self, top, uid, gid, recursive):
+        if uid == -1 and gid == -1:
+            return
+        os.lchown(top, uid, gid)
+        if recursive:
+            for root, dirs, files in os.walk(top):
+                for entry in dirs + files:
+                    os.lchown(os.path.join(root, entry), uid, gid)
+        self.actions.append('changed ownership of %s%s to %s:%s' % (
+            top, ' (recursively)' if recursive else '', self.params['owner'] or '-', self.params['group'] or '-'))
+
+    def status(self, path):
+        argv = self.tools.status_argv(path)
+        rc, out, err = self.run(argv, environ_update=self.tools.offline_environ())
+        if rc != 0:
+            raise SnapshotFailure('"snapshot status" of %s failed (rc=%d): %s'
+                                  % (path, rc, (err or out).strip()), rc=rc, stdout=out, stderr=err)
+        return parse_status(out)
+
+    def verify(self, path):
+        """Integrity trailer + snapshot status. Returns the fields returned to the user."""
+        try:
+            info = check_snapshot(path)
+        except SnapshotIntegrityError as exc:
+            raise SnapshotFailure(to_native(exc), integrity_ok=False, integrity_error=exc.reason)
+        self.actions.append('verified the sha256 integrity trailer of %s' % path)
+        self.tools.require_offline(self.params['bin_dir'])
+        status = self.status(path)
+        return dict(
+            integrity_ok=True,
+            sha256=info['sha256'],
+            size=info['size'],
+            revision=status['revision'],
+            total_keys=status['total_keys'],
+            total_size=status['total_size'],
+            hash=status['hash'],
+            tool=self.tools.offline_tool,
+        )
+
+    # -- states ----------------------------------------------------------------------------------
+
+    def state_verified(self):
+        path = self.params['path']
+        info = self.verify(path)
+        self.result.update(info)
+        self.result['msg'] = ('snapshot %s is intact: revision %d, %d keys, sha256 %s'
+                              % (path, info['revision'], info['total_keys'], info['sha256']))
+
+    def state_restored(self):
+        p = self.params
+        path, data_dir = p['path'], p['data_dir'].rstrip(os.sep) or p['data_dir']
+        self.result['data_dir'] = data_dir
+        try:
+            check_member_arguments(p['name'], p['initial_cluster'], p['initial_advertise_peer_urls'])
+        except SnapshotArgumentError as exc:
+            raise SnapshotFailure(to_native(exc))
+        uid, gid = self.resolve_owner()
+
+        # 1. The file first: nothing is written for a file that would not restore.
+        info = self.verify(path)
+        self.result.update(info)
+
+        # 2. What is there now.
+        before_state = data_dir_state(data_dir)
+        self.result['data_dir_state'] = before_state
+        if before_state == DATA_DIR_NOT_A_DIR:
+            raise SnapshotFailure('data_dir %s exists and is not a directory' % data_dir)
+        if before_state != DATA_DIR_ABSENT and os.path.ismount(data_dir):
+            raise SnapshotFailure('data_dir %s is a mount point; the restored data is renamed into place from '
+                                  'beside it, so use a directory below the mount point' % data_dir)
+        before = dict(data_dir=data_dir, state=before_state)
+        if before_state == DATA_DIR_INITIALISED and not p['force']:
+            self.actions.append('left %s alone: it already holds an etcd member (force: true replaces it)'
+                                % data_dir)
+            self.result['msg'] = ('data_dir %s is already initialised (holds member/); not restored from %s'
+                                  % (data_dir, path))
+            self.set_diff(before, before)
+            return
+        if before_state == DATA_DIR_OTHER and not p['force']:
+            raise SnapshotFailure('data_dir %s is not empty and holds no etcd member (no member/ directory); '
+                                  'refusing to restore over it. Empty it, or use force: true to move it aside'
+                                  % data_dir)
+
+        replacing = before_state in (DATA_DIR_INITIALISED, DATA_DIR_OTHER)
+        parent = os.path.dirname(data_dir) or '.'
+        base = os.path.basename(data_dir)
+        after = dict(data_dir=data_dir, state=DATA_DIR_INITIALISED, restored_from=path, sha256=info['sha256'],
+                     revision=info['revision'], member=p['name'], initial_cluster=p['initial_cluster'],
+                     initial_cluster_token=p['initial_cluster_token'])
+        self.result['changed'] = True
+
+        if self.check_mode:
+            if not os.path.isdir(parent):
+                self.would('create %s' % parent)
+            self.would('restore %s into a new directory beside %s (in %s) for member %s'
+                       % (path, data_dir, parent, p['name']))
+            self.would('check the restored data (member/snap/db, WAL, revision %d)' % info['revision'])
+            if uid != -1 or gid != -1:
+                self.would('change ownership of the restored tree to %s:%s'
+                           % (p['owner'] or '-', p['group'] or '-'))
+            if replacing:
+                aside = replaced_dir_name(data_dir)
+                self.result['replaced_dir'] = aside
+                after['previous_data_dir_kept_at'] = aside
+                self.would('move %s aside to %s (kept)' % (data_dir, aside))
+            self.would('rename the restored directory to %s' % data_dir)
+            self.result['msg'] = 'would restore %s (revision %d, %d keys) into %s for member %s' % (
+                path, info['revision'], info['total_keys'], data_dir, p['name'])
+            self.set_diff(before, after)
+            return
+
+        if not os.path.isdir(parent):
+            os.makedirs(parent)
+            self.actions.append('created %s' % parent)
+        staging_root = tempfile.mkdtemp(prefix='.%s.restore-' % base, dir=parent)
+        try:
+            staged = os.path.join(staging_root, base)
+            argv = self.tools.restore_argv(path, staged, p['name'], p['initial_cluster'],
+                                           p['initial_cluster_token'], p['initial_advertise_peer_urls'])
+            rc, out, err = self.run(argv, environ_update=self.tools.offline_environ())
+            if rc != 0:
+                raise SnapshotFailure('"snapshot restore" of %s failed (rc=%d), %s was not touched: %s'
+                                      % (path, rc, data_dir, (err or out).strip()), rc=rc, stdout=out, stderr=err)
+
+            # 3. Prove the new data before anything existing is moved.
+            problems = restored_layout_ok(staged)
+            if problems:
+                raise SnapshotFailure('the restore of %s left an incomplete data dir (%s); %s was not touched'
+                                      % (path, '; '.join(problems), data_dir))
+            db_status = self.status(os.path.join(staged, 'member', 'snap', 'db'))
+            if db_status['revision'] != info['revision']:
+                raise SnapshotFailure('the restored database is at revision %d, the snapshot at %d; %s was not '
+                                      'touched' % (db_status['revision'], info['revision'], data_dir))
+            self.actions.append('checked the restored data (member/snap/db, WAL, revision %d)'
+                                % db_status['revision'])
+            self.apply_owner(staged, uid, gid, recursive=True)
+            os.chmod(staged, 0o700)
+
+            # 4. Swap in.
+            if replacing:
+                aside = replaced_dir_name(data_dir)
+                os.rename(data_dir, aside)
+                self.actions.append('moved %s aside to %s (kept)' % (data_dir, aside))
+                self.result['replaced_dir'] = aside
+                after['previous_data_dir_kept_at'] = aside
+                try:
+                    os.rename(staged, data_dir)
+                except OSError:
+                    os.rename(aside, data_dir)
+                    self.actions.append('moved %s back to %s' % (aside, data_dir))
+                    self.result.pop('replaced_dir', None)
+                    raise
+            else:
+                # rename(2) replaces an empty directory atomically.
+                os.rename(staged, data_dir)
+            self.actions.append('renamed %s to %s' % (staged, data_dir))
+            _fsync_dir(parent)
+        finally:
+            shutil.rmtree(staging_root, ignore_errors=True)
+
+        self.result['msg'] = 'restored %s (revision %d, %d keys) into %s for member %s%s' % (
+            path, info['revision'], info['total_keys'], data_dir, p['name'],
+            (', previous data dir kept at %s' % self.result['replaced_dir']) if replacing else '')
+        self.set_diff(before, after)
+
+    def state_saved(self):
+        p = self.params
+        path = p['path']
+        dest_dir = os.path.dirname(path) or '.'
+        base = os.path.basename(path)
+        if not base:
+            raise SnapshotFailure('path %s names a directory; give the snapshot file name' % path)
+        if not os.path.isdir(dest_dir):
+            raise SnapshotFailure('the directory of %s does not exist (%s)' % (path, dest_dir))
+        if os.path.isdir(path):
+            raise SnapshotFailure('path %s is a directory; give the snapshot file name' % path)
+        uid, gid = self.resolve_owner()
+        self.tools.require_etcdctl(p['bin_dir'])
+        self.tools.require_offline(p['bin_dir'])
+
+        exists = os.path.lexists(path)
+        before = dict(path=path, state='present' if exists else 'absent')
+        if exists and not p['force']:
+            # Keep it; report what it is (and refuse to call a damaged file a good backup).
+            info = self.verify(path)
+            self.result.update(info)
+            before.update(sha256=info['sha256'], revision=info['revision'])
+            self.actions.append('left %s alone: it exists (force: true replaces it)' % path)
+            self.result['msg'] = 'snapshot %s already exists (revision %d); not replaced' % (path, info['revision'])
+            self.set_diff(before, before)
+            return
+        if exists:
+            try:
+                old = check_snapshot(path)
+                before.update(sha256=old['sha256'])
+            except SnapshotError as exc:
+                before.update(problem=to_native(exc))
+
+        self.result['changed'] = True
+        if self.check_mode:
+            self.would('take a snapshot with %s snapshot save from the first answering endpoint of %s into a '
+                       'temporary file in %s' % (self.tools.etcdctl, ', '.join(p['endpoints']), dest_dir))
+            self.would('verify the temporary file (integrity trailer, snapshot status)')
+            if uid != -1 or gid != -1:
+                self.would('change ownership of it to %s:%s' % (p['owner'] or '-', p['group'] or '-'))
+            self.would('rename it to %s%s' % (path, ' (replacing the existing file)' if exists else ''))
+            self.result['msg'] = 'would save a snapshot from %s to %s' % (', '.join(p['endpoints']), path)
+            self.set_diff(before, dict(path=path, state='present', snapshot='new, from %s' % ', '.join(p['endpoints'])))
+            return
+
+        fd, tmp = tempfile.mkstemp(prefix='.%s.' % base, suffix='.tmp', dir=dest_dir)
+        os.close(fd)
+        try:
+            endpoint = self.save_from_first_endpoint(tmp)
+            self.result['endpoint'] = endpoint
+            try:
+                info = self.verify(tmp)
+            except SnapshotFailure as exc:
+                exc.msg = 'the snapshot taken from %s failed verification, %s was not written: %s' % (
+                    endpoint, path, exc.msg)
+                raise
+            self.result.update(info)
+            os.chmod(tmp, 0o600)
+            self.apply_owner(tmp, uid, gid, recursive=False)
+            with open(tmp, 'rb') as fh:
+                os.fsync(fh.fileno())
+            os.rename(tmp, path)
+            self.actions.append('renamed %s to %s' % (tmp, path))
+            _fsync_dir(dest_dir)
+        finally:
+            for leftover in (tmp, tmp + '.part'):
+                if os.path.lexists(leftover):
+                    os.unlink(leftover)
+        # Retention (pruning older snapshots beside path) belongs here, after the new file is in place.
+        self.result['msg'] = 'saved a snapshot from %s to %s: revision %d, %d keys, sha256 %s' % (
+            endpoint, path, info['revision'], info['total_keys'], info['sha256'])
+        self.set_diff(before, dict(path=path, state='present', sha256=info['sha256'], revision=info['revision'],
+                                   endpoint=endpoint))
+
+    def save_from_first_endpoint(self, tmp):
+        p = self.params
+        errors = []
+        env = self.tools.save_environ(p['password'] if p['user'] else None)
+        for endpoint in p['endpoints']:
+            argv = self.tools.save_argv(tmp, endpoint, ca_cert=p['ca_cert'], client_cert=p['client_cert'],
+                                        client_key=p['client_key'], validate_certs=p['validate_certs'],
+                                        user=p['user'], timeout=p['timeout'])
+            rc, out, err = self.run(argv, environ_update=env)
+            if rc == 0:
+                return endpoint
+            message = (err or out).strip().splitlines()
+            errors.append('%s: %s' % (endpoint, message[-1] if message else 'rc=%d' % rc))
+            self.actions.append('%s did not give a snapshot (rc=%d)' % (endpoint, rc))
+            if os.path.lexists(tmp + '.part'):
+                os.unlink(tmp + '.part')
+        raise SnapshotFailure('no endpoint gave a snapshot: %s' % '; '.join(errors), endpoint_errors=errors)
+
+    def set_diff(self, before, after):
+        if self.module._diff:
+            self.result['diff'] = dict(before=before, after=after)
+
+    def run_state(self):
+        getattr(self, 'state_%s' % self.params['state'])()
+        return self.result
+
+
+def main():
+    argument_spec = dict(ETCD_COMMON_ARGUMENT_SPEC)
+    argument_spec.update(
+        state=dict(type='str', default='verified', choices=['verified', 'restored', 'saved']),
+        path=dict(type='path', required=True),
+        data_dir=dict(type='path'),
+        name=dict(type='str'),
+        initial_cluster=dict(type='str'),
+        initial_cluster_token=dict(type='str', no_log=False),
+        initial_advertise_peer_urls=dict(type='list', elements='str'),
+        owner=dict(type='str'),
+        group=dict(type='str'),
+        force=dict(type='bool', default=False),
+        bin_dir=dict(type='path'),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        required_if=[
+            ('state', 'restored', ('data_dir', 'name', 'initial_cluster', 'initial_cluster_token',
+                                   'initial_advertise_peer_urls')),
+        ],
+        required_together=[('user', 'password')],
+        supports_check_mode=True,
+    )
+    for name in tool_environ_drop():
+        os.environ.pop(name, None)
+
+    snap = EtcdSnapshot(module)
+    try:
+        result = snap.run_state()
+    except SnapshotFailure as exc:
+        fail = dict(snap.result)
+        fail.update(exc.extra)
+        fail.pop('msg', None)
+        module.fail_json(msg=exc.msg, **fail)
+    except SnapshotError as exc:
+        fail = dict(snap.result)
+        fail.pop('msg', None)
+        module.fail_json(msg=to_native(exc), error=exc.reason, **fail)
+    except (OSError, IOError) as exc:
+        fail = dict(snap.result)
+        fail.pop('msg', None)
+        module.fail_json(msg='%s failed: %s' % (snap.params['state'], to_native(exc)), **fail)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,111 @@
+"""Shared fixtures of the lab tests that Molecule's testinfra verifier runs.
+
+Two independent views of the lab are used: testinfra (files, units, etcdctl inside the members) and the
+`etcd3` gRPC client from the controller. Neither goes through the collection's own modules, except in tests
+that are about those modules.
+"""
+
+import os
+import time
+
+import pytest
+import testinfra.utils.ansible_runner
+
+# The etcd3 client imports only with the pure-Python protobuf under protobuf 4+ (test harness only).
+os.environ.setdefault('PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION', 'python')
+import etcd3  # noqa: E402  pylint: disable=wrong-import-position
+
+ENV_FILE = '/etc/etcd/etcd.conf'
+
+
+def _inventory(config):
+    return config.getoption('ansible_inventory') or os.environ['MOLECULE_INVENTORY_FILE']
+
+
+@pytest.fixture(scope='session')
+def ansible_runner(request):
+    return testinfra.utils.ansible_runner.AnsibleRunner(_inventory(request.config))
+
+
+@pytest.fixture(scope='session')
+def etcd_names(ansible_runner):
+    """Inventory names of the cluster members, which are also their etcd member names."""
+    return sorted(ansible_runner.get_hosts('etcd'))
+
+
+@pytest.fixture(scope='session')
+def etcd_hosts(ansible_runner, etcd_names):
+    return {name: testinfra.get_host('ansible://' + name, ansible_inventory=ansible_runner.inventory_file)
+            for name in etcd_names}
+
+
+def read_env_file(host):
+    """The ETCD_* settings the role wrote on a member, as a dict."""
+    settings = {}
+    for line in host.file(ENV_FILE).content_string.splitlines():
+        line = line.strip()
+        if line and not line.startswith('#') and '=' in line:
+            key, value = line.split('=', 1)
+            settings[key] = value.strip().strip('"')
+    return settings
+
+
+class Member(object):
+    """One deployed member: its settings, an etcd3 client to it, and etcdctl inside it."""
+
+    def __init__(self, name, host, tls):
+        self.name = name
+        self.host = host
+        self.env = read_env_file(host)
+        self.client_url = self.env['ETCD_ADVERTISE_CLIENT_URLS'].split(',')[0]
+        self.address = self.client_url.split('://', 1)[1].rsplit(':', 1)[0]
+        self.port = int(self.client_url.rsplit(':', 1)[1])
+        self.tls = tls
+
+    def client(self):
+        kwargs = dict(host=self.address, port=self.port, timeout=10)
+        if self.client_url.startswith('https'):
+            kwargs.update(ca_cert=self.tls['ca'], cert_cert=self.tls['cert'], cert_key=self.tls['key'])
+        return etcd3.client(**kwargs)
+
+    def etcdctl(self, *args):
+        """Run etcdctl on the member against its own client URL; returns the command result."""
+        tls = []
+        if self.client_url.startswith('https'):
+            tls = ['--cacert', self.env['ETCD_TRUSTED_CA_FILE'], '--cert', self.env['ETCD_CERT_FILE'],
+                   '--key', self.env['ETCD_KEY_FILE']]
+        cmd = ['ETCDCTL_API=3', 'etcdctl', '--endpoints', self.client_url] + tls
+        return self.host.run(' '.join(cmd + list(args)))
+
+    def journal(self, lines=60):
+        return self.host.run('journalctl -u etcd --no-pager -n %d' % lines).stdout
+
+
+@pytest.fixture(scope='session')
+def client_tls():
+    """Client certificate for TLS clusters, named by the scenario (molecule.yml verifier env)."""
+    return dict(ca=os.environ.get('ETCD_TEST_CA'), cert=os.environ.get('ETCD_TEST_CERT'),
+                key=os.environ.get('ETCD_TEST_KEY'))
+
+
+@pytest.fixture(scope='session')
+def members(etcd_hosts, client_tls):
+    return [Member(name, host, client_tls) for name, host in sorted(etcd_hosts.items())]
+
+
+def wait_for(check, timeout=30.0, interval=0.5):
+    """Call check() until it returns a true value or timeout passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+@pytest.fixture
+def explain(members):
+    """A failure message helper that appends every member's recent journal."""
+    def _explain(message):
+        return message + '\n' + '\n'.join('--- journal of %s ---\n%s' % (m.name, m.journal()) for m in members)
+    return _explain

@@ -1,0 +1,75 @@
+"""TLS on (molecule/tls): clients without a certificate are refused, the modules work with one; etcd runs from
+the release archive, not from Debian's package."""
+
+import json
+import ssl
+import urllib.error
+import urllib.request
+
+import pytest
+from testinfra.modules.ansible import AnsibleException
+
+from conftest import etcd3
+
+
+def test_every_client_url_is_https(members):
+    for member in members:
+        assert member.client_url.startswith('https://'), member.env['ETCD_ADVERTISE_CLIENT_URLS']
+        assert member.env['ETCD_CLIENT_CERT_AUTH'] == 'true'
+        assert member.env['ETCD_INITIAL_ADVERTISE_PEER_URLS'].startswith('https://')
+
+
+def test_plain_http_is_refused(members):
+    url = members[0].client_url.replace('https://', 'http://') + '/health'
+    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+        urllib.request.urlopen(url, timeout=5).read()
+
+
+def test_client_without_certificate_is_refused(members, client_tls):
+    context = ssl.create_default_context(cafile=client_tls['ca'])
+    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(members[0].client_url + '/health', timeout=5, context=context).read()
+
+
+def test_grpc_client_without_certificate_is_refused(members, client_tls):
+    client = etcd3.client(host=members[0].address, port=members[0].port, ca_cert=client_tls['ca'], timeout=5)
+    with pytest.raises(Exception):
+        client.get('/any')
+
+
+def test_client_with_certificate_is_served(members, client_tls):
+    context = ssl.create_default_context(cafile=client_tls['ca'])
+    context.load_cert_chain(client_tls['cert'], client_tls['key'])
+    answer = json.loads(urllib.request.urlopen(members[0].client_url + '/health', timeout=5, context=context).read())
+    assert answer['health'] == 'true'
+
+
+def module_args(member, with_certificate):
+    args = dict(endpoints=[member.client_url])
+    if with_certificate:
+        args.update(ca_cert=member.env['ETCD_TRUSTED_CA_FILE'], client_cert=member.env['ETCD_CERT_FILE'],
+                    client_key=member.env['ETCD_KEY_FILE'])
+    return json.dumps(args)
+
+
+def test_modules_work_with_the_certificate(members):
+    info = members[0].host.ansible('gatewayops.apisix_ha.etcd_cluster_info', module_args(members[0], True),
+                                   check=False)
+    assert info['healthy'], info
+    assert sorted(m['name'] for m in info['members']) == sorted(m.name for m in members)
+
+
+def test_modules_without_the_certificate_fail_clearly(members):
+    with pytest.raises(AnsibleException) as failure:
+        members[0].host.ansible('gatewayops.apisix_ha.etcd_cluster_info', module_args(members[0], False),
+                                check=False)
+    message = failure.value.result.get('msg', '')
+    assert members[0].client_url in message, message
+
+
+def test_etcd_runs_from_the_release_archive(members):
+    for member in members:
+        assert not member.host.package('etcd-server').is_installed, member.name
+        unit = member.host.file('/etc/systemd/system/etcd.service').content_string
+        assert 'ExecStart=/usr/local/bin/etcd' in unit, unit
+        assert member.host.run('/usr/local/bin/etcd --version').rc == 0

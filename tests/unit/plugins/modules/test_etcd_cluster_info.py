@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""etcd_cluster_info against replayed real etcd 3.4.23 / 3.5.16 gateway answers."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.gatewayops.apisix_ha.plugins.modules import etcd_cluster_info
+
+M1, M2, M3 = 'http://127.0.0.1:22379', 'http://127.0.0.1:22479', 'http://127.0.0.1:22579'
+
+
+def healthy_cluster(gateway, alarms='alarm_list_empty'):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    gateway.route(M1, '/v3/maintenance/alarm', alarms)
+    for i, ep in enumerate((M1, M2, M3), 1):
+        gateway.route(ep, '/health', 'health_m%d' % i)
+        gateway.route(ep, '/v3/maintenance/status', 'status_m%d' % i)
+        gateway.route(ep, '/v3/maintenance/hashkv', 'hashkv_m%d' % i)
+        gateway.route(ep, '/v3/maintenance/hash', 'hash_m%d' % i)
+
+
+def test_healthy_cluster(gateway, run_module):
+    healthy_cluster(gateway)
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1], _ansible_check_mode=True))
+    assert not failed, result
+    assert result['changed'] is False
+    assert result['healthy'] is True and result['quorum'] is True and result['hashkv_consistent'] is True
+    assert result['problems'] == []
+    assert result['voting_members'] == 3 and result['quorum_size'] == 2
+    assert result['cluster_id'] == '4c4194fa8542ad1f'
+    assert result['leader']['name'] in ('m1', 'm2', 'm3')
+    assert len(result['leaders_seen']) == 1
+    assert sum(1 for m in result['members'] if m['status']['leader']) == 1
+    if gateway.version == 'etcd-3.4.23':
+        assert result['hash_method'] == 'hash' and result['hash_revision'] == 0
+    else:
+        assert result['hash_method'] == 'hashkv' and result['hash_revision'] == 1
+        bodies = [c['body'] for c in gateway.paths('/v3/maintenance/hashkv')]
+        assert bodies == [{'revision': '1'}] * 3  # all hashed at the same revision
+    writes = [c for c in gateway.calls if c['path'] not in (
+        '/v3/cluster/member/list', '/v3/maintenance/alarm', '/health', '/v3/maintenance/status',
+        '/v3/maintenance/hashkv', '/v3/maintenance/hash')]
+    assert writes == []
+    assert all(c['body'] in (None, {}) or c['path'] != '/v3/maintenance/alarm' or c['body']['action'] == 'GET'
+               for c in gateway.calls)
+
+
+def test_member_down(gateway, run_module):
+    healthy_cluster(gateway)
+    gateway.refuse(M3)
+    del gateway.routes[(M3, '/health')], gateway.routes[(M3, '/v3/maintenance/status')]
+    del gateway.routes[(M3, '/v3/maintenance/hashkv')], gateway.routes[(M3, '/v3/maintenance/hash')]
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1]))
+    assert not failed, result
+    assert result['healthy'] is False and result['quorum'] is True and result['hashkv_consistent'] is False
+    m3 = [m for m in result['members'] if m['name'] == 'm3'][0]
+    assert m3['healthy'] is False and m3['status'] is None
+    assert m3['health_reason'] == '%s: connection refused' % M3
+    assert '%s: connection refused' % M3 in m3['status_errors'][0]
+    assert any('member m3 is not healthy' in p for p in result['problems'])
+
+
+def test_alarm_makes_unhealthy(gateway, run_module):
+    healthy_cluster(gateway, alarms='alarm_list_nospace')
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1], hashkv=False))
+    assert not failed, result
+    assert result['healthy'] is False and result['quorum'] is True
+    assert result['alarms'] == [dict(member_id='425eef114c1f8661', member_name='m1', alarm='NOSPACE')]
+    assert result['hashkv_consistent'] is None and result['hash_method'] is None
+    assert not gateway.paths('/v3/maintenance/hashkv') and not gateway.paths('/v3/maintenance/hash')
+
+
+def test_no_quorum(gateway, run_module):
+    healthy_cluster(gateway)
+    gateway.route(M1, '/health', 'health_no_leader')
+    gateway.route(M1, '/v3/maintenance/status', 'status_no_leader')
+    for ep in (M2, M3):
+        for path in ('/health', '/v3/maintenance/status', '/v3/maintenance/hashkv', '/v3/maintenance/hash'):
+            del gateway.routes[(ep, path)]
+        gateway.refuse(ep)
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1], hashkv=False))
+    assert not failed, result
+    assert result['quorum'] is False and result['healthy'] is False
+    assert result['healthy_voting_members'] == 0
+    assert result['leader'] == {}
+    assert 'no member reports a leader' in result['problems']

@@ -1,0 +1,260 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""etcd_member against replayed real etcd 3.4.23 / 3.5.16 gateway answers."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.gatewayops.apisix_ha.plugins.modules import etcd_member
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module import check_url
+
+M1, M2, M3 = 'http://127.0.0.1:22379', 'http://127.0.0.1:22479', 'http://127.0.0.1:22579'
+EP = [M1, M2]
+WRITES = ('/v3/cluster/member/add', '/v3/cluster/member/remove', '/v3/cluster/member/update',
+          '/v3/cluster/member/promote')
+
+
+def writes(gateway):
+    return [c for c in gateway.calls if c['path'] in WRITES]
+
+
+def healthy(gateway, *endpoints):
+    for ep in endpoints:
+        gateway.route(ep, '/health', 'health_m1')
+
+
+def args(**kw):
+    kw.setdefault('endpoints', EP)
+    kw.setdefault('timeout', 2)
+    return kw
+
+
+# -- quorum ---------------------------------------------------------------------------------------
+
+def test_remove_healthy_member_refused_when_one_of_three_down(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    healthy(gateway, M1, M2)
+    gateway.refuse(M3)
+    result, failed = run_module(etcd_member, args(name='m1', state='absent'))
+    assert failed
+    assert 'Refusing to remove member m1' in result['msg']
+    assert '2 voting members would remain, 1 of them healthy; quorum needs 2' in result['msg']
+    assert 'm3 (1818b2c362ae21da): %s: connection refused' % M3 in result['msg']
+    assert writes(gateway) == []
+
+
+def test_remove_unhealthy_member_allowed_when_one_of_three_down(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', ['member_list', 'member_list_after_remove'])
+    healthy(gateway, M1, M2)
+    gateway.refuse(M3)
+    gateway.route(M1, '/v3/cluster/member/remove', 'member_remove')
+    result, failed = run_module(etcd_member, args(name='m3', state='absent'))
+    assert not failed, result
+    assert result['changed'] is True
+    assert result['actions'] == ['remove member m3 (1818b2c362ae21da)']
+    assert [c['body'] for c in writes(gateway)] == [{'ID': '1736334208595272154'}]
+    assert result['member']['name'] == 'm3'
+    assert sorted(m['name'] for m in result['members']) == ['m1', 'm2']
+    assert result['cluster_id'] == '4c4194fa8542ad1f'
+
+
+def test_voting_add_refused_when_two_of_three_down(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    healthy(gateway, M1)
+    gateway.refuse(M2)
+    gateway.refuse(M3)
+    result, failed = run_module(etcd_member, args(name='m4', peer_urls=['http://127.0.0.1:22680']))
+    assert failed
+    assert 'Refusing to add member m4 as voting member' in result['msg']
+    assert 'quorum needs 3 healthy, 1 are healthy now' in result['msg']
+    assert writes(gateway) == []
+
+
+def test_learner_add_refused_without_quorum(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    healthy(gateway, M1)
+    gateway.refuse(M2)
+    gateway.refuse(M3)
+    result, failed = run_module(etcd_member, args(name='m4', peer_urls=['http://127.0.0.1:22680'], learner=True))
+    assert failed
+    assert 'Refusing to add member m4 as learner' in result['msg']
+    assert '1 of 3 voting members are healthy; quorum needs 2' in result['msg']
+    assert writes(gateway) == []
+
+
+def test_learner_add_allowed_with_one_of_three_down(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', ['member_list', 'member_list_unstarted_learner'])
+    gateway.route(M1, '/v3/cluster/member/add', 'member_add_learner')
+    healthy(gateway, M1, M2)
+    gateway.refuse(M3)
+    result, failed = run_module(etcd_member, args(name='m4', peer_urls=['http://127.0.0.1:22680'], learner=True))
+    assert not failed, result
+    assert result['changed']
+    assert writes(gateway)[0]['body'] == {'peerURLs': ['http://127.0.0.1:22680'], 'isLearner': True}
+
+
+def test_unhealthy_answer_counts_as_down(gateway, run_module):
+    # /health answering false (no leader) must count like an unreachable member
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    healthy(gateway, M1)
+    gateway.route(M2, '/health', 'health_no_leader')
+    gateway.route(M3, '/health', 'health_no_leader')
+    result, failed = run_module(etcd_member, args(name='m2', state='absent'))
+    assert failed and 'Refusing' in result['msg']
+    assert writes(gateway) == []
+
+
+# -- refusals -------------------------------------------------------------------------------------
+
+def test_promote_unknown_name(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    result, failed = run_module(etcd_member, args(name='nope', state='promoted'))
+    assert failed
+    assert 'Cannot promote nope: no member of that name' in result['msg']
+    assert writes(gateway) == []
+
+
+def test_duplicate_peer_url(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    healthy(gateway, M1, M2, M3)
+    result, failed = run_module(etcd_member, args(name='m4', peer_urls=['http://127.0.0.1:22480']))
+    assert failed
+    assert 'm2 (7c0dd305c89cdc81) already uses http://127.0.0.1:22480' in result['msg']
+    assert writes(gateway) == []
+
+
+def test_update_to_url_of_other_member(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    healthy(gateway, M1, M2, M3)
+    result, failed = run_module(etcd_member, args(name='m3', peer_urls=['http://127.0.0.1:22380']))
+    assert failed
+    assert 'm1 (425eef114c1f8661) already uses' in result['msg']
+    assert writes(gateway) == []
+
+
+@pytest.mark.parametrize('url', ['ftp://10.0.0.1:2380', 'http://10.0.0.1', 'http://:2380', 'http://10.0.0.1:2380/x',
+                                 '10.0.0.1:2380', 'http://10.0.0.1:99999'])
+def test_malformed_peer_url(gateway, run_module, url):
+    result, failed = run_module(etcd_member, args(name='m4', peer_urls=[url]))
+    assert failed
+    assert result['msg'].startswith('Malformed peer URL')
+    assert gateway.calls == []
+
+
+def test_check_url_accepts_good_ones():
+    assert check_url('https://10.0.0.1:2380') is None
+    assert check_url('http://[fd00::1]:2380/') is None
+    assert check_url('http://etcd01.example:2380') is None
+
+
+# -- changes, check mode, idempotence -------------------------------------------------------------
+
+def test_check_mode_add_makes_no_write(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list_after_remove')
+    healthy(gateway, M1, M2)
+    result, failed = run_module(etcd_member, args(name='m3', peer_urls=['http://127.0.0.1:22580'], learner=True,
+                                                  _ansible_check_mode=True, _ansible_diff=True))
+    assert not failed, result
+    assert result['changed'] is True
+    assert result['actions'] == ['add member m3 as learner with peer URLs http://127.0.0.1:22580']
+    assert writes(gateway) == []
+    assert all(c['path'] in ('/v3/cluster/member/list', '/health') for c in gateway.calls)
+    assert len(result['diff']['after']['members']) == len(result['diff']['before']['members']) + 1
+    assert result['member']['is_learner'] is True and result['member_id'] is None
+
+
+def test_check_mode_remove_makes_no_write(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    healthy(gateway, M1, M2, M3)
+    result, failed = run_module(etcd_member, args(name='m3', state='absent', _ansible_check_mode=True))
+    assert not failed and result['changed']
+    assert writes(gateway) == []
+    assert 'm3' not in [m['name'] for m in result['members']]
+
+
+def test_add_learner_then_idempotent(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', ['member_list_after_remove', 'member_list_unstarted_learner'])
+    gateway.route(M1, '/v3/cluster/member/add', 'member_add_learner')
+    healthy(gateway, M1, M2)
+    a = args(name='m3', peer_urls=['http://127.0.0.1:22580'], learner=True, _ansible_diff=True)
+    first, failed = run_module(etcd_member, a)
+    assert not failed, first
+    assert first['changed'] is True
+    assert [c['body'] for c in writes(gateway)] == [{'peerURLs': ['http://127.0.0.1:22580'], 'isLearner': True}]
+    assert first['member']['is_learner'] is True and first['member']['started'] is False
+    assert first['member_id'] == first['member']['id'] and len(first['member_id']) == 16
+    assert 'diff' in first
+    # second run: the member has not started, so it has no name: found by its peer URL
+    gateway.calls[:] = []
+    second, failed = run_module(etcd_member, a)
+    assert not failed, second
+    assert second['changed'] is False and second['actions'] == []
+    assert writes(gateway) == []
+    assert second['member_id'] == first['member_id']
+
+
+def test_present_twice_existing_voting_unchanged(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    for _ in range(2):
+        result, failed = run_module(etcd_member, args(name='m2', peer_urls=['http://127.0.0.1:22480']))
+        assert not failed and result['changed'] is False
+    assert writes(gateway) == []
+    assert not gateway.paths('/health')
+
+
+def test_update_peer_urls(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', ['member_list', 'member_list_after_update'])
+    gateway.route(M1, '/v3/cluster/member/update', 'member_update_localhost')
+    healthy(gateway, M1, M2, M3)
+    result, failed = run_module(etcd_member, args(name='m3', peer_urls=['http://localhost:22580']))
+    assert not failed, result
+    assert result['changed']
+    assert result['actions'] == ['update peer URLs of member m3 (1818b2c362ae21da) from http://127.0.0.1:22580 '
+                                 'to http://localhost:22580']
+    assert writes(gateway)[0]['body'] == {'ID': '1736334208595272154', 'peerURLs': ['http://localhost:22580']}
+    assert result['member']['peer_urls'] == ['http://localhost:22580']
+
+
+def test_promote_started_learner_then_idempotent(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', ['member_list_started_learner', 'member_list_after_promote'])
+    gateway.route(M1, '/v3/cluster/member/promote', 'member_promote')
+    healthy(gateway, M1, M2, M3)
+    result, failed = run_module(etcd_member, args(name='m3', state='promoted'))
+    assert not failed, result
+    assert result['changed'] and result['actions'][0].startswith('promote learner m3')
+    assert result['member']['is_learner'] is False
+    assert len(writes(gateway)) == 1
+    gateway.calls[:] = []
+    result, failed = run_module(etcd_member, args(name='m3', state='promoted'))
+    assert not failed and result['changed'] is False
+    assert writes(gateway) == []
+
+
+def test_absent_unknown_name_unchanged(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    result, failed = run_module(etcd_member, args(name='m9', state='absent'))
+    assert not failed and result['changed'] is False and result['member'] == {}
+    assert writes(gateway) == []
+
+
+def test_etcd_refusal_message_names_endpoint(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list_unstarted_learner')
+    gateway.route(M1, '/v3/cluster/member/promote', 'member_promote_unstarted')
+    healthy(gateway, M1, M2)
+    result, failed = run_module(etcd_member, args(name='m3', state='promoted', peer_urls=['http://127.0.0.1:22580']))
+    assert failed
+    assert result['msg'].startswith('etcd refused the request: POST /v3/cluster/member/promote failed: %s' % M1)
+    assert 'in sync with leader' in result['msg']
+    assert result['grpc_code'] == 9
+
+
+def test_unreachable_cluster_message(gateway, run_module):
+    gateway.refuse(M1)
+    gateway.refuse(M2)
+    result, failed = run_module(etcd_member, args(name='m1', state='absent'))
+    assert failed
+    assert result['msg'] == ('Could not reach any etcd endpoint: POST /v3/cluster/member/list failed: '
+                             '%s: connection refused; %s: connection refused' % (M1, M2))
