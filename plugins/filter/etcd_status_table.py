@@ -42,7 +42,6 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.collections import is_sequence
-from ansible.module_utils.six import string_types
 
 COLUMNS = ('ENDPOINT', 'ID', 'NAME', 'STATUS', 'PEER ADDRS', 'VERSION', 'DB SIZE', 'IS LEADER', 'IS LEARNER',
            'RAFT TERM', 'RAFT INDEX', 'RAFT APPLIED INDEX', 'HEALTH', 'ERRORS')
@@ -65,7 +64,7 @@ def _text(value):
         return ''
     if isinstance(value, bool):
         return 'true' if value else 'false'
-    if is_sequence(value) and not isinstance(value, string_types):
+    if is_sequence(value):
         return ','.join(_text(v) for v in value)
     return str(value)
 

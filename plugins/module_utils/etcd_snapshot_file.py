@@ -261,7 +261,7 @@ def check_snapshot(path):
 
     if content_digest != trailer:
         raise SnapshotHashMismatchError(
-            'snapshot %s failed its sha256 integrity check: the trailer says %s but the content hashes to '
+            'snapshot %s failed its sha256 integrity check (hash mismatch): the trailer says %s but the content hashes to '
             '%s. The file is corrupted or was modified after it was saved'
             % (path, _hex(trailer), _hex(content_digest)),
             path, expected=_hex(trailer), actual=_hex(content_digest))
@@ -381,10 +381,8 @@ class SnapshotTools(object):
             '--initial-advertise-peer-urls', initial_advertise_peer_urls,
         ]
 
-    def save_argv(self, path, endpoint, ca_cert=None, client_cert=None, client_key=None,
-                  validate_certs=True, user=None, timeout=None):
-        """``etcdctl snapshot save`` against one endpoint. The password goes in the environment
-        (ETCDCTL_PASSWORD, see save_environ()), never on the command line."""
+    def _connection_argv(self, endpoint, ca_cert=None, client_cert=None, client_key=None,
+                         validate_certs=True, user=None, timeout=None):
         argv = [self.require_etcdctl(), '--endpoints=%s' % endpoint]
         if timeout:
             argv.append('--dial-timeout=%s' % _seconds(timeout))
@@ -398,6 +396,23 @@ class SnapshotTools(object):
             argv.append('--insecure-skip-tls-verify')
         if user:
             argv.extend(['--user', user])
+        return argv
+
+    def probe_argv(self, endpoint, timeout=None, **connection):
+        """``etcdctl endpoint status`` against one endpoint: does it answer? (``snapshot save`` itself has no
+        time limit and waits forever for an endpoint that does not answer.) Status works without quorum,
+        like a snapshot does."""
+        argv = self._connection_argv(endpoint, timeout=timeout, **connection)
+        if timeout:
+            argv.append('--command-timeout=%s' % _seconds(timeout))
+        argv.extend(['endpoint', 'status', '-w', 'json'])
+        return argv
+
+    def save_argv(self, path, endpoint, **connection):
+        """``etcdctl snapshot save`` against one endpoint. Connection keywords: ca_cert, client_cert,
+        client_key, validate_certs, user, timeout. The password goes in the environment
+        (ETCDCTL_PASSWORD, see save_environ()), never on the command line."""
+        argv = self._connection_argv(endpoint, **connection)
         argv.extend(['snapshot', 'save', path])
         return argv
 

@@ -31,7 +31,7 @@ description:
   - E(ETCDCTL_*) and E(ETCDUTL_*) variables of the managed host's environment are ignored (removed before
     the tools run), so they cannot redirect or break the commands.
 author:
-  - gatewayops maintainers
+  - gatewayops maintainers (@gatewayops)
 extends_documentation_fragment:
   - gatewayops.apisix_ha.etcd
 attributes:
@@ -47,6 +47,8 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description:
+      - Runs on the host that holds the snapshot file or data directory, with etcdutl/etcdctl installed there.
 options:
   state:
     description:
@@ -107,6 +109,7 @@ options:
       - For O(state=restored), replace an O(data_dir) that is already initialised (or holds anything else);
         the old directory is renamed to C(<data_dir>.replaced-<UTC timestamp>) and kept, and only after the
         new data was restored and checked.
+      - Stop the etcd member that uses O(data_dir) first; the module does not check whether it is running.
       - For O(state=saved), replace an existing O(path) with a new snapshot.
     type: bool
     default: false
@@ -292,7 +295,6 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module import ETCD_COMMON_ARGUMENT_SPEC
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_snapshot_file import (
     DATA_DIR_ABSENT,
-    DATA_DIR_EMPTY,
     DATA_DIR_INITIALISED,
     DATA_DIR_NOT_A_DIR,
     DATA_DIR_OTHER,
@@ -321,6 +323,11 @@ class SnapshotFailure(Exception):
 
 def _cmdline(argv):
     return ' '.join(shlex.quote(a) for a in argv)
+
+
+def _last_line(text, rc):
+    lines = [line for line in (text or '').strip().splitlines() if line.strip()]
+    return lines[-1] if lines else 'rc=%d' % rc
 
 
 def _fsync_dir(path):
@@ -461,9 +468,9 @@ class EtcdSnapshot(object):
         after = dict(data_dir=data_dir, state=DATA_DIR_INITIALISED, restored_from=path, sha256=info['sha256'],
                      revision=info['revision'], member=p['name'], initial_cluster=p['initial_cluster'],
                      initial_cluster_token=p['initial_cluster_token'])
-        self.result['changed'] = True
 
         if self.check_mode:
+            self.result['changed'] = True
             if not os.path.isdir(parent):
                 self.would('create %s' % parent)
             self.would('restore %s into a new directory beside %s (in %s) for member %s'
@@ -527,6 +534,7 @@ class EtcdSnapshot(object):
             else:
                 # rename(2) replaces an empty directory atomically.
                 os.rename(staged, data_dir)
+            self.result['changed'] = True
             self.actions.append('renamed %s to %s' % (staged, data_dir))
             _fsync_dir(parent)
         finally:
@@ -570,8 +578,8 @@ class EtcdSnapshot(object):
             except SnapshotError as exc:
                 before.update(problem=to_native(exc))
 
-        self.result['changed'] = True
         if self.check_mode:
+            self.result['changed'] = True
             self.would('take a snapshot with %s snapshot save from the first answering endpoint of %s into a '
                        'temporary file in %s' % (self.tools.etcdctl, ', '.join(p['endpoints']), dest_dir))
             self.would('verify the temporary file (integrity trailer, snapshot status)')
@@ -599,6 +607,7 @@ class EtcdSnapshot(object):
             with open(tmp, 'rb') as fh:
                 os.fsync(fh.fileno())
             os.rename(tmp, path)
+            self.result['changed'] = True
             self.actions.append('renamed %s to %s' % (tmp, path))
             _fsync_dir(dest_dir)
         finally:
@@ -612,18 +621,22 @@ class EtcdSnapshot(object):
                                    endpoint=endpoint))
 
     def save_from_first_endpoint(self, tmp):
+        """Probe the endpoints in order; save from the first that answers (the next one if the save fails)."""
         p = self.params
         errors = []
         env = self.tools.save_environ(p['password'] if p['user'] else None)
+        connection = dict(ca_cert=p['ca_cert'], client_cert=p['client_cert'], client_key=p['client_key'],
+                          validate_certs=p['validate_certs'], user=p['user'], timeout=p['timeout'])
         for endpoint in p['endpoints']:
-            argv = self.tools.save_argv(tmp, endpoint, ca_cert=p['ca_cert'], client_cert=p['client_cert'],
-                                        client_key=p['client_key'], validate_certs=p['validate_certs'],
-                                        user=p['user'], timeout=p['timeout'])
-            rc, out, err = self.run(argv, environ_update=env)
+            rc, out, err = self.run(self.tools.probe_argv(endpoint, **connection), environ_update=env)
+            if rc != 0:
+                errors.append('%s: %s' % (endpoint, _last_line(err or out, rc)))
+                self.actions.append('%s: endpoint status failed (rc=%d), not used' % (endpoint, rc))
+                continue
+            rc, out, err = self.run(self.tools.save_argv(tmp, endpoint, **connection), environ_update=env)
             if rc == 0:
                 return endpoint
-            message = (err or out).strip().splitlines()
-            errors.append('%s: %s' % (endpoint, message[-1] if message else 'rc=%d' % rc))
+            errors.append('%s: %s' % (endpoint, _last_line(err or out, rc)))
             self.actions.append('%s did not give a snapshot (rc=%d)' % (endpoint, rc))
             if os.path.lexists(tmp + '.part'):
                 os.unlink(tmp + '.part')

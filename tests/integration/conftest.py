@@ -5,7 +5,9 @@ Two independent views of the lab are used: testinfra (files, units, etcdctl insi
 that are about those modules.
 """
 
+import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -79,6 +81,40 @@ class Member(object):
 
     def journal(self, lines=60):
         return self.host.run('journalctl -u etcd --no-pager -n %d' % lines).stdout
+
+
+class ModuleFailed(Exception):
+    """A module run by run_module failed; .result is its result."""
+
+    def __init__(self, result):
+        super(ModuleFailed, self).__init__(result.get('msg', result))
+        self.result = result
+
+
+def run_module(inventory, host, module, args):
+    """Run a module on one lab host for real and return its result; raise ModuleFailed when it fails.
+
+    testinfra's host.ansible() cannot be used for this: under ansible-core 2.19 the result it reads back has
+    no `failed` key, so a failing module looks like a success to it.
+    """
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json')
+    done = subprocess.run(['ansible', '-i', inventory, host, '-m', module, '-a', json.dumps(args)],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        result = json.loads(done.stdout)['plays'][0]['tasks'][0]['hosts'][host]
+    except (ValueError, KeyError, IndexError):
+        raise AssertionError('ansible gave no result (rc %d): %s %s' % (done.returncode, done.stdout, done.stderr))
+    if result.get('failed') or result.get('unreachable'):
+        raise ModuleFailed(result)
+    return result
+
+
+@pytest.fixture(scope='session')
+def module_runner(ansible_runner):
+    """run(host, module, **args): a collection module run on a lab host (see run_module)."""
+    def run(host, module, **args):
+        return run_module(ansible_runner.inventory_file, host, module, args)
+    return run
 
 
 @pytest.fixture(scope='session')

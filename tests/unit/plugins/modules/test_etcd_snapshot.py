@@ -1,0 +1,452 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""etcd_snapshot module: verified/restored on the real etcdutl/etcdctl found on this host (skipped when none
+is installed), saved against a stand-in etcdctl that hands out the real fixture snapshot."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import stat
+import sys
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import etcd_snapshot_file as sf
+from ansible_collections.gatewayops.apisix_ha.plugins.modules import etcd_snapshot
+
+SNAPSHOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'snapshots',
+                                        'etcd-3.4.23-6keys.db'))
+SNAPSHOT_SHA256 = '723a61b45ef576e78fb2cc0e93745c8b71811b03f5a1c9f451cd606c67aa488b'
+
+
+class ExitJson(Exception):
+    pass
+
+
+class FailJson(Exception):
+    pass
+
+
+def _exit_json(self, **kwargs):
+    kwargs.setdefault('changed', False)
+    raise ExitJson(kwargs)
+
+
+def _fail_json(self, msg, **kwargs):
+    kwargs['failed'] = True
+    kwargs['msg'] = msg
+    raise FailJson(kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _patch_exits(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', _exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', _fail_json)
+
+
+def run(args, check_mode=False, diff=False):
+    args = dict(args)
+    if check_mode:
+        args['_ansible_check_mode'] = True
+    if diff:
+        args['_ansible_diff'] = True
+    with patch_module_args(args):
+        try:
+            etcd_snapshot.main()
+        except ExitJson as e:
+            return e.args[0]
+        except FailJson as e:
+            return e.args[0]
+    raise AssertionError('module returned without exit_json/fail_json')
+
+
+def copy_snapshot(tmp_path, name='snap.db', mutate=None):
+    with open(SNAPSHOT, 'rb') as f:
+        data = bytearray(f.read())
+    if mutate:
+        data = mutate(data)
+    dest = tmp_path / name
+    dest.write_bytes(bytes(data))
+    return str(dest)
+
+
+def flip(data):
+    data[10000] ^= 0xFF
+    return data
+
+
+def tree(path):
+    """Relative paths and sizes of everything below path, to show it was not touched."""
+    out = {}
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            out[os.path.relpath(full, path)] = os.lstat(full).st_size if name in files else 'dir'
+    return out
+
+
+# --- real tools -----------------------------------------------------------------------------------------
+
+def _real_bin_dirs():
+    """Each directory with a real etcdutl or etcdctl: PATH, plus GATEWAYOPS_ETCD_BIN_DIRS (':'-separated)."""
+    dirs, seen = [], set()
+    extra = [d for d in os.environ.get('GATEWAYOPS_ETCD_BIN_DIRS', '').split(':') if d]
+    for d in extra + sf.tool_search_dirs():
+        if not os.path.isdir(d):
+            continue
+        tools = sf.SnapshotTools.find(bin_dir=d)
+        if tools.offline_tool and os.path.realpath(tools.offline_tool) not in seen:
+            seen.add(os.path.realpath(tools.offline_tool))
+            dirs.append(d)
+    return dirs
+
+
+REAL_BIN_DIRS = _real_bin_dirs()
+
+
+@pytest.fixture(params=REAL_BIN_DIRS or [None], ids=lambda d: d or 'no-etcd-tool')
+def bin_dir(request):
+    if request.param is None:
+        pytest.skip('neither etcdutl nor etcdctl is installed (PATH, GATEWAYOPS_ETCD_BIN_DIRS)')
+    return request.param
+
+
+def restore_args(snapshot, data_dir, bin_dir, **extra):
+    args = dict(state='restored', path=snapshot, data_dir=data_dir, name='m1',
+                initial_cluster='m1=http://127.0.0.1:32580,m2=http://127.0.0.1:32680',
+                initial_cluster_token='unit-token', initial_advertise_peer_urls=['http://127.0.0.1:32580'],
+                bin_dir=bin_dir)
+    args.update(extra)
+    return args
+
+
+def test_verified_real(bin_dir):
+    res = run(dict(state='verified', path=SNAPSHOT, bin_dir=bin_dir))
+    assert not res.get('failed'), res
+    assert res['changed'] is False
+    assert res['integrity_ok'] is True
+    assert res['sha256'] == SNAPSHOT_SHA256
+    assert res['revision'] == 7
+    assert res['total_keys'] == 10
+    assert res['size'] == 20512
+    assert res['total_size'] == 20480
+    assert res['hash'] == 938499975
+    assert res['tool'].startswith(bin_dir)
+    assert any(a.startswith('ran: ') and 'snapshot status' in a for a in res['actions'])
+
+
+@pytest.mark.parametrize('name,mutate,reason,text', [
+    ('flipped', flip, 'hash_mismatch', 'hash mismatch'),
+    ('truncated', lambda d: d[:8192], 'truncated', 'no sha256 integrity trailer'),
+    ('empty', lambda d: bytearray(), 'empty', 'is empty'),
+    ('foreign', lambda d: bytearray(b'just some text\n' * 30), 'foreign', 'not an etcd snapshot'),
+])
+def test_verified_refuses_bad_files(tmp_path, name, mutate, reason, text):
+    path = copy_snapshot(tmp_path, name + '.db', mutate)
+    res = run(dict(state='verified', path=path))
+    assert res['failed'] is True
+    assert res['integrity_error'] == reason
+    assert res['integrity_ok'] is False
+    assert text in res['msg'] and path in res['msg']
+
+
+def test_verified_missing(tmp_path):
+    res = run(dict(state='verified', path=str(tmp_path / 'none.db')))
+    assert res['failed'] and res['integrity_error'] == 'missing'
+
+
+def test_restored_into_absent_dir(tmp_path, bin_dir):
+    data_dir = str(tmp_path / 'etcd' / 'data')
+    os.mkdir(str(tmp_path / 'etcd'))
+    res = run(restore_args(SNAPSHOT, data_dir, bin_dir), diff=True)
+    assert not res.get('failed'), res
+    assert res['changed'] is True
+    assert res['data_dir_state'] == 'absent'
+    assert os.path.isfile(os.path.join(data_dir, 'member', 'snap', 'db'))
+    assert stat.S_IMODE(os.stat(data_dir).st_mode) == 0o700
+    assert res['diff']['before']['state'] == 'absent'
+    assert res['diff']['after']['state'] == 'initialised'
+    assert any('snapshot restore' in a for a in res['actions'])
+    # nothing left beside it
+    assert sorted(os.listdir(str(tmp_path / 'etcd'))) == ['data']
+
+    # Seed-only-once: a second run leaves it alone.
+    before = tree(data_dir)
+    again = run(restore_args(SNAPSHOT, data_dir, bin_dir))
+    assert again['changed'] is False
+    assert 'already initialised' in again['msg']
+    assert tree(data_dir) == before
+    assert not any('snapshot restore' in a for a in again['actions'])
+
+
+def test_restored_into_empty_dir(tmp_path, bin_dir):
+    data_dir = tmp_path / 'data'
+    data_dir.mkdir()
+    res = run(restore_args(SNAPSHOT, str(data_dir), bin_dir))
+    assert res['changed'] is True and res['data_dir_state'] == 'empty'
+    assert (data_dir / 'member' / 'wal').is_dir()
+    assert sorted(os.listdir(str(tmp_path))) == ['data']
+
+
+def test_restored_force_keeps_old_dir(tmp_path, bin_dir):
+    data_dir = tmp_path / 'data'
+    (data_dir / 'member' / 'snap').mkdir(parents=True)
+    (data_dir / 'member' / 'snap' / 'db').write_bytes(b'old data')
+    (data_dir / 'marker').write_text('old')
+    res = run(restore_args(SNAPSHOT, str(data_dir), bin_dir, force=True), diff=True)
+    assert not res.get('failed'), res
+    assert res['changed'] is True
+    aside = res['replaced_dir']
+    assert aside.startswith(str(data_dir) + '.replaced-') and aside.endswith('Z')
+    assert (open(os.path.join(aside, 'marker')).read()) == 'old'
+    assert open(os.path.join(aside, 'member', 'snap', 'db'), 'rb').read() == b'old data'
+    assert not (data_dir / 'marker').exists()
+    assert (data_dir / 'member' / 'snap' / 'db').stat().st_size > 1000
+    assert res['diff']['after']['previous_data_dir_kept_at'] == aside
+    assert sorted(os.listdir(str(tmp_path))) == sorted(['data', os.path.basename(aside)])
+
+
+def test_restored_corrupt_file_leaves_data_dir_untouched(tmp_path, bin_dir):
+    data_dir = tmp_path / 'data'
+    (data_dir / 'member' / 'snap').mkdir(parents=True)
+    (data_dir / 'member' / 'snap' / 'db').write_bytes(b'current data')
+    before = tree(str(data_dir))
+    bad = copy_snapshot(tmp_path, 'bad.db', flip)
+    res = run(restore_args(bad, str(data_dir), bin_dir, force=True))
+    assert res['failed'] is True
+    assert res['integrity_error'] == 'hash_mismatch'
+    assert tree(str(data_dir)) == before
+    assert sorted(os.listdir(str(tmp_path))) == ['bad.db', 'data']
+    assert not any('snapshot restore' in a for a in res['actions'])
+
+
+def test_restored_corrupt_file_absent_dir_not_created(tmp_path, bin_dir):
+    bad = copy_snapshot(tmp_path, 'bad.db', lambda d: d[:4096])
+    res = run(restore_args(bad, str(tmp_path / 'data'), bin_dir))
+    assert res['failed'] is True and res['integrity_error'] == 'truncated'
+    assert sorted(os.listdir(str(tmp_path))) == ['bad.db']
+
+
+def test_restored_check_mode_writes_nothing(tmp_path, bin_dir):
+    data_dir = tmp_path / 'data'
+    (data_dir / 'member').mkdir(parents=True)
+    before = tree(str(tmp_path))
+    res = run(restore_args(SNAPSHOT, str(data_dir), bin_dir, force=True), check_mode=True, diff=True)
+    assert not res.get('failed'), res
+    assert res['changed'] is True
+    assert tree(str(tmp_path)) == before
+    assert any(a.startswith('would move') for a in res['actions'])
+    assert any(a.startswith('would restore') for a in res['actions'])
+    assert not any('snapshot restore' in a and a.startswith('ran: ') for a in res['actions'])
+    assert res['replaced_dir'].startswith(str(data_dir) + '.replaced-')
+
+
+def test_restored_not_empty_without_member_refused(tmp_path, bin_dir):
+    data_dir = tmp_path / 'data'
+    data_dir.mkdir()
+    (data_dir / 'something').write_text('x')
+    res = run(restore_args(SNAPSHOT, str(data_dir), bin_dir))
+    assert res['failed'] is True
+    assert 'holds no etcd member' in res['msg']
+    assert sorted(os.listdir(str(data_dir))) == ['something']
+
+
+def test_restored_member_not_in_initial_cluster(tmp_path, bin_dir):
+    res = run(restore_args(SNAPSHOT, str(tmp_path / 'data'), bin_dir, name='m9'))
+    assert res['failed'] is True and 'not in initial_cluster' in res['msg']
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_restored_unknown_owner(tmp_path, bin_dir):
+    res = run(restore_args(SNAPSHOT, str(tmp_path / 'data'), bin_dir, owner='no-such-user-gatewayops'))
+    assert res['failed'] is True and 'does not exist' in res['msg']
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_restored_owner_applied(tmp_path, bin_dir):
+    if os.geteuid() != 0:
+        pytest.skip('chown needs root')
+    res = run(restore_args(SNAPSHOT, str(tmp_path / 'data'), bin_dir, owner='nobody', group='65534'))
+    assert not res.get('failed'), res
+    import pwd
+    nobody = pwd.getpwnam('nobody').pw_uid
+    for root, dirs, files in os.walk(str(tmp_path / 'data')):
+        for name in dirs + files + ['.']:
+            st = os.lstat(os.path.join(root, name))
+            assert (st.st_uid, st.st_gid) == (nobody, 65534)
+
+
+def test_restored_requires_member_options(tmp_path):
+    res = run(dict(state='restored', path=SNAPSHOT, data_dir=str(tmp_path / 'd')))
+    assert res['failed'] is True and 'missing' in res['msg']
+
+
+# --- saved, with a stand-in etcdctl -------------------------------------------------------------------------
+
+FAKE_ETCDCTL = r'''#!{python}
+import json, os, shutil, sys
+argv = sys.argv[1:]
+with open({log!r}, 'a') as log:
+    log.write(json.dumps(dict(argv=argv, password=os.environ.get('ETCDCTL_PASSWORD'),
+                              api=os.environ.get('ETCDCTL_API'),
+                              stray=os.environ.get('ETCDCTL_ENDPOINTS'))) + '\n')
+endpoint = [a for a in argv if a.startswith('--endpoints=')]
+endpoint = endpoint[0].split('=', 1)[1] if endpoint else ''
+if 'endpoint' in argv and 'status' in argv:
+    if 'dead' in endpoint:
+        sys.stderr.write('Failed to get the status of endpoint %s (context deadline exceeded)\n' % endpoint)
+        sys.exit(1)
+    print('[]')
+    sys.exit(0)
+if 'snapshot' in argv and 'save' in argv:
+    dest = argv[argv.index('save') + 1]
+    if 'broken' in endpoint:
+        sys.stderr.write('Error: rpc error: code = Unavailable\n')
+        sys.exit(1)
+    data = bytearray(open({snapshot!r}, 'rb').read())
+    if 'corrupt' in endpoint:
+        data[10000] ^= 0xFF
+    with open(dest + '.part', 'wb') as f:
+        f.write(bytes(data))
+    os.rename(dest + '.part', dest)
+    print('Snapshot saved at %s' % dest)
+    sys.exit(0)
+if 'snapshot' in argv and 'status' in argv:
+    print(json.dumps(dict(hash=938499975, revision=7, totalKey=10, totalSize=20480)))
+    sys.exit(0)
+sys.stderr.write('fake etcdctl: unexpected %r\n' % argv)
+sys.exit(2)
+'''
+
+
+@pytest.fixture
+def fake_bin(tmp_path):
+    bindir = tmp_path / 'bin'
+    bindir.mkdir()
+    log = tmp_path / 'etcdctl.log'
+    script = bindir / 'etcdctl'
+    script.write_text(FAKE_ETCDCTL.replace('{python}', sys.executable)
+                      .replace('{log!r}', repr(str(log))).replace('{snapshot!r}', repr(SNAPSHOT)))
+    script.chmod(0o755)
+    return dict(bin_dir=str(bindir), log=str(log))
+
+
+def calls(fake):
+    if not os.path.exists(fake['log']):
+        return []
+    with open(fake['log']) as f:
+        return [json.loads(line) for line in f]
+
+
+def save_args(path, fake, **extra):
+    args = dict(state='saved', path=path, bin_dir=fake['bin_dir'],
+                endpoints=['http://dead.invalid:2379', 'http://127.0.0.1:32379'], timeout=1)
+    args.update(extra)
+    return args
+
+
+def test_saved_fails_over_and_renames(tmp_path, fake_bin, monkeypatch):
+    monkeypatch.setenv('ETCDCTL_ENDPOINTS', 'http://should-be-dropped:2379')
+    backups = tmp_path / 'backups'
+    backups.mkdir()
+    dest = str(backups / 'apisix.db')
+    res = run(save_args(dest, fake_bin, user='root', password='s3cret'), diff=True)
+    assert not res.get('failed'), res
+    assert res['changed'] is True
+    assert res['endpoint'] == 'http://127.0.0.1:32379'
+    assert res['sha256'] == SNAPSHOT_SHA256 and res['revision'] == 7 and res['total_keys'] == 10
+    assert sf.file_sha256(dest) == SNAPSHOT_SHA256
+    assert os.listdir(str(backups)) == ['apisix.db']
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
+    log = calls(fake_bin)
+    assert log[0]['argv'][0] == '--endpoints=http://dead.invalid:2379' and 'endpoint' in log[0]['argv']
+    saves = [c for c in log if 'save' in c['argv']]
+    assert len(saves) == 1 and saves[0]['argv'][0] == '--endpoints=http://127.0.0.1:32379'
+    assert ['--user', 'root'] == saves[0]['argv'][saves[0]['argv'].index('--user'):][:2]
+    assert all('s3cret' not in ' '.join(c['argv']) for c in log)
+    assert saves[0]['password'] == 's3cret' and saves[0]['api'] == '3'
+    assert all(c['stray'] is None for c in log)
+    assert 's3cret' not in json.dumps(res['actions'])
+    assert res['diff']['before']['state'] == 'absent'
+    assert res['diff']['after']['sha256'] == SNAPSHOT_SHA256
+
+
+def test_saved_corrupt_snapshot_never_reaches_path(tmp_path, fake_bin):
+    dest = str(tmp_path / 'apisix.db')
+    res = run(save_args(dest, fake_bin, endpoints=['http://corrupt:2379']))
+    assert res['failed'] is True
+    assert res['integrity_error'] == 'hash_mismatch'
+    assert 'failed verification' in res['msg'] and 'was not written' in res['msg']
+    assert sorted(os.listdir(str(tmp_path))) == ['bin', 'etcdctl.log']
+
+
+def test_saved_no_endpoint(tmp_path, fake_bin):
+    dest = str(tmp_path / 'apisix.db')
+    res = run(save_args(dest, fake_bin, endpoints=['http://dead1:2379', 'http://broken:2379']))
+    assert res['failed'] is True
+    assert 'no endpoint gave a snapshot' in res['msg']
+    assert len(res['endpoint_errors']) == 2
+    assert sorted(os.listdir(str(tmp_path))) == ['bin', 'etcdctl.log']
+
+
+def test_saved_existing_kept_unless_force(tmp_path, fake_bin):
+    dest = copy_snapshot(tmp_path, 'apisix.db')
+    os.utime(dest, (1000000000, 1000000000))
+    res = run(save_args(dest, fake_bin))
+    assert not res.get('failed'), res
+    assert res['changed'] is False and 'already exists' in res['msg']
+    assert os.stat(dest).st_mtime == 1000000000
+    assert not [c for c in calls(fake_bin) if 'save' in c['argv']]
+
+    res = run(save_args(dest, fake_bin, force=True))
+    assert res['changed'] is True
+    assert os.stat(dest).st_mtime != 1000000000
+
+
+def test_saved_existing_corrupt_reported(tmp_path, fake_bin):
+    dest = copy_snapshot(tmp_path, 'apisix.db', flip)
+    res = run(save_args(dest, fake_bin))
+    assert res['failed'] is True and res['integrity_error'] == 'hash_mismatch'
+
+
+def test_saved_check_mode(tmp_path, fake_bin):
+    dest = str(tmp_path / 'apisix.db')
+    res = run(save_args(dest, fake_bin), check_mode=True, diff=True)
+    assert not res.get('failed'), res
+    assert res['changed'] is True
+    assert not os.path.exists(dest)
+    assert calls(fake_bin) == []
+    assert all(a.startswith('would ') for a in res['actions'])
+    assert sorted(os.listdir(str(tmp_path))) == ['bin']
+
+
+def test_saved_missing_directory(tmp_path, fake_bin):
+    res = run(save_args(str(tmp_path / 'nope' / 'a.db'), fake_bin))
+    assert res['failed'] is True and 'does not exist' in res['msg']
+
+
+def test_saved_without_etcdctl(tmp_path):
+    (tmp_path / 'empty').mkdir()
+    res = run(dict(state='saved', path=str(tmp_path / 'a.db'), bin_dir=str(tmp_path / 'empty')))
+    assert res['failed'] is True and 'etcdctl not found' in res['msg']
+    assert res['error'] == 'tool_not_found'
+
+
+def test_documentation_parses():
+    import yaml
+    doc = yaml.safe_load(etcd_snapshot.DOCUMENTATION)
+    assert doc['module'] == 'etcd_snapshot'
+    assert doc['attributes']['check_mode']['support'] == 'full'
+    assert doc['attributes']['diff_mode']['support'] == 'full'
+    assert 'gatewayops.apisix_ha.etcd' in doc['extends_documentation_fragment']
+    ret = yaml.safe_load(etcd_snapshot.RETURN)
+    for key in ('actions', 'sha256', 'revision', 'total_keys', 'size', 'integrity_ok', 'replaced_dir'):
+        assert key in ret and 'sample' in ret[key] or key == 'integrity_error'
+    examples = yaml.safe_load(etcd_snapshot.EXAMPLES)
+    assert all('gatewayops.apisix_ha.etcd_snapshot' in task for task in examples if 'ansible.builtin.debug' not in task)
