@@ -16,7 +16,7 @@ cd "$repo"
 git ls-files --cached --others --exclude-standard -z | xargs -0 -r ls -d 2>/dev/null | tar -c -T - | tar -x -C "$dest"
 
 core=$(grep -E '^ansible-core==' "$repo/requirements.txt")
-if [ ! -x "$venv/bin/ansible-test" ] || ! "$venv/bin/pip" freeze | grep -qx "$core"; then
+if [ ! -x "$venv/bin/ansible-test" ] || ! "$venv/bin/pip" freeze 2>/dev/null | grep -x "$core" >/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "$core"
 fi

@@ -113,6 +113,16 @@ options:
       - For O(state=saved), replace an existing O(path) with a new snapshot.
     type: bool
     default: false
+  read_status:
+    description:
+      - For O(state=verified), also read the snapshot's revision and key count with C(etcdutl snapshot status)
+        (or C(etcdctl) on etcd 3.4).
+      - V(false) checks only what needs no etcd tool (the bbolt header and the sha256 integrity trailer), for a
+        host without etcd such as an Ansible controller; RV(revision), RV(total_keys), RV(total_size),
+        RV(hash) and RV(tool) are then not returned.
+      - O(state=restored) always reads the status, before and after restoring.
+    type: bool
+    default: true
   bin_dir:
     description:
       - Directory holding C(etcdutl) and/or C(etcdctl). When set, only this directory is searched.
@@ -236,27 +246,27 @@ size:
   sample: 20512
 revision:
   description: The store revision the snapshot was taken at.
-  returned: when a file was verified
+  returned: when a file was verified, unless O(read_status=false)
   type: int
   sample: 7
 total_keys:
   description: Keys in the snapshot's database (all buckets, as C(snapshot status) counts them).
-  returned: when a file was verified
+  returned: when a file was verified, unless O(read_status=false)
   type: int
   sample: 10
 total_size:
   description: Size of the bbolt database inside the file, in bytes.
-  returned: when a file was verified
+  returned: when a file was verified, unless O(read_status=false)
   type: int
   sample: 20480
 hash:
   description: bbolt content hash (crc32) from C(snapshot status).
-  returned: when a file was verified
+  returned: when a file was verified, unless O(read_status=false)
   type: int
   sample: 938499975
 tool:
   description: Path of the etcdutl or etcdctl that read (and for V(restored), restored) the snapshot.
-  returned: when a file was verified
+  returned: when a file was verified, unless O(read_status=false)
   type: str
   sample: /usr/bin/etcdutl
 data_dir:
@@ -398,13 +408,16 @@ class EtcdSnapshot(object):
                                   % (path, rc, (err or out).strip()), rc=rc, stdout=out, stderr=err)
         return parse_status(out)
 
-    def verify(self, path):
-        """Integrity trailer + snapshot status. Returns the fields returned to the user."""
+    def verify(self, path, read_status=True):
+        """Integrity trailer + (unless read_status is false) snapshot status. Returns the fields returned to the
+        user."""
         try:
             info = check_snapshot(path)
         except SnapshotIntegrityError as exc:
             raise SnapshotFailure(to_native(exc), integrity_ok=False, integrity_error=exc.reason)
         self.actions.append('verified the sha256 integrity trailer of %s' % path)
+        if not read_status:
+            return dict(integrity_ok=True, sha256=info['sha256'], size=info['size'])
         self.tools.require_offline(self.params['bin_dir'])
         status = self.status(path)
         return dict(
@@ -422,10 +435,13 @@ class EtcdSnapshot(object):
 
     def state_verified(self):
         path = self.params['path']
-        info = self.verify(path)
+        info = self.verify(path, self.params['read_status'])
         self.result.update(info)
-        self.result['msg'] = ('snapshot %s is intact: revision %d, %d keys, sha256 %s'
-                              % (path, info['revision'], info['total_keys'], info['sha256']))
+        if 'revision' in info:
+            self.result['msg'] = ('snapshot %s is intact: revision %d, %d keys, sha256 %s'
+                                  % (path, info['revision'], info['total_keys'], info['sha256']))
+        else:
+            self.result['msg'] = 'snapshot %s is intact (integrity trailer checked): sha256 %s' % (path, info['sha256'])
 
     def state_restored(self):
         p = self.params
@@ -664,6 +680,7 @@ def main():
         owner=dict(type='str'),
         group=dict(type='str'),
         force=dict(type='bool', default=False),
+        read_status=dict(type='bool', default=True),
         bin_dir=dict(type='path'),
     )
     module = AnsibleModule(

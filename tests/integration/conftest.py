@@ -99,7 +99,7 @@ def run_module(inventory, host, module, args):
     """
     env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json')
     done = subprocess.run(['ansible', '-i', inventory, host, '-m', module, '-a', json.dumps(args)],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
     try:
         result = json.loads(done.stdout)['plays'][0]['tasks'][0]['hosts'][host]
     except (ValueError, KeyError, IndexError):

@@ -50,8 +50,7 @@ def test_removal_that_would_lose_quorum_is_refused(members, unchanged, refused, 
     down, removed, runner = members[2], members[1], members[0]
     down.host.run('systemctl stop etcd')
     try:
-        message = refused(runner, name=removed.name, state='absent',
-                                  endpoints=[runner.client_url, removed.client_url])
+        message = refused(runner, name=removed.name, state='absent', endpoints=[runner.client_url, removed.client_url])
         assert 'quorum' in message, message
     finally:
         down.host.run('systemctl start etcd')

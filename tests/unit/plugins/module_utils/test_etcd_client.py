@@ -358,8 +358,8 @@ def test_reauthenticate_once_on_invalid_token(gateway):
     gateway.route(M1, '/v3/kv/put', ['auth_bad_token_put', 'auth_token_put'])
     c = client(M1, user='root', password='rootpw')
     c.put('/a', 'b')
-    assert [x['path'] for x in gateway.calls] == ['/v3/auth/authenticate', '/v3/kv/put',
-                                                   '/v3/auth/authenticate', '/v3/kv/put']
+    assert [x['path'] for x in gateway.calls] == [
+        '/v3/auth/authenticate', '/v3/kv/put', '/v3/auth/authenticate', '/v3/kv/put']
 
 
 def test_reauthenticate_only_once(gateway):

@@ -198,7 +198,7 @@ def test_add_learner_then_idempotent(gateway, run_module):
 
 def test_present_twice_existing_voting_unchanged(gateway, run_module):
     gateway.route(M1, '/v3/cluster/member/list', 'member_list')
-    for _ in range(2):
+    for attempt in range(2):
         result, failed = run_module(etcd_member, args(name='m2', peer_urls=['http://127.0.0.1:22480']))
         assert not failed and result['changed'] is False
     assert writes(gateway) == []
