@@ -25,12 +25,11 @@ author:
   - gatewayops maintainers (@gatewayops)
 extends_documentation_fragment:
   - gatewayops.apisix_ha.etcd
+  - gatewayops.apisix_ha.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   hashkv:

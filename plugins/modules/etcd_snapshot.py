@@ -34,6 +34,7 @@ author:
   - gatewayops maintainers (@gatewayops)
 extends_documentation_fragment:
   - gatewayops.apisix_ha.etcd
+  - gatewayops.apisix_ha.attributes
 attributes:
   check_mode:
     support: full
