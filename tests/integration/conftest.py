@@ -35,10 +35,17 @@ def etcd_names(ansible_runner):
     return sorted(ansible_runner.get_hosts('etcd'))
 
 
+def container_name(inventory_name):
+    """The lab container of an inventory host (inventory/lab/hosts.yml: LAB_SLOT N > 0 adds "-sN")."""
+    slot = int(os.environ.get('LAB_SLOT') or 0)
+    return inventory_name + ('-s%d' % slot if slot else '')
+
+
 @pytest.fixture(scope='session')
-def etcd_hosts(ansible_runner, etcd_names):
-    return {name: testinfra.get_host('ansible://' + name, ansible_inventory=ansible_runner.inventory_file)
-            for name in etcd_names}
+def etcd_hosts(etcd_names):
+    # The docker backend by container name: testinfra's ansible backend would take the inventory's
+    # ansible_host without templating it.
+    return {name: testinfra.get_host('docker://' + container_name(name)) for name in etcd_names}
 
 
 def read_env_file(host):
