@@ -25,8 +25,10 @@ stamp="$repo/.venv/.requirements.sha256"
 want=$(sha256sum "$repo/requirements.txt" | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python3 -m venv "$repo/.venv"
-  "$repo/.venv/bin/pip" install -q --upgrade pip
-  "$repo/.venv/bin/pip" install -q -r "$repo/requirements.txt"
+  # pip -q still warns about every package for index locations that some machines configure but lack.
+  quiet() { "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }; }
+  quiet "$repo/.venv/bin/pip" install -q --upgrade pip
+  quiet "$repo/.venv/bin/pip" install -q -r "$repo/requirements.txt"
   echo "$want" >"$stamp"
 fi
 
