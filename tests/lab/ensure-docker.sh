@@ -3,6 +3,14 @@
 # dockerd in the background when nothing answers (the lab machines run no init system for it).
 set -euo pipefail
 
+# Every lab container runs systemd, which takes several inotify instances; the kernel's default of 128 per
+# user runs out after a dozen containers and systemd then exits at boot.
+for setting in fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576; do
+  if [ "$(sysctl -n "${setting%%=*}")" -lt "${setting#*=}" ]; then
+    sysctl -q -w "$setting"
+  fi
+done
+
 if docker info >/dev/null 2>&1; then
   exit 0
 fi
