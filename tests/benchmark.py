@@ -1,9 +1,12 @@
 """Benchmark command: times the collection's playbooks on fresh lab containers and prints JSON.
 
-usage: python3 tests/benchmark.py [--distro bookworm|trixie] [--keep]
+usage: python3 tests/benchmark.py [--distro bookworm|trixie] [--keep] [--skip-replace]
 
 Figures: wall time of playbooks/site.yml on fresh containers, wall time of the idempotent re-run, their ratio,
-and how many tasks the re-run changed (0 expected). Timings are reported, never asserted.
+and how many tasks the re-run changed (0 expected); then, with etcd03 failed (SIGKILL, data dir wiped):
+replace_member.yml's wall time and the time from its start until the new etcd03 is a started voting member,
+against the runbook's manual steps (tests/lab/replace_member_by_hand.sh) timed in the same run until the cluster
+is healthy again. Timings are reported, never asserted.
 """
 
 import argparse
@@ -12,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,10 +36,87 @@ def changed_tasks(output):
     return sum(int(n) for n in re.findall(r'\bchanged=(\d+)', output))
 
 
+def container(name):
+    slot = int(os.environ.get('LAB_SLOT') or 0)
+    return name + ('-s%d' % slot if slot else '')
+
+
+def etcdctl(env, *args):
+    """etcdctl on etcd01 against its own client URL; (rc, stdout)."""
+    command = 'etcdctl --endpoints "$(. /etc/etcd/etcd.conf; echo $ETCD_ADVERTISE_CLIENT_URLS)" ' + ' '.join(args)
+    done = subprocess.run(['docker', 'exec', container('etcd01'), 'sh', '-c', command], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=False)
+    return done.returncode, done.stdout
+
+
+def member_id(env, name):
+    members = json.loads(etcdctl(env, 'member', 'list', '-w', 'json')[1])['members']
+    return [m['ID'] for m in members if m.get('name') == name]
+
+
+def fail_member(env, name):
+    """SIGKILL etcd on a member, keep it down and wipe its data dir: a member that has really failed."""
+    subprocess.run(['docker', 'exec', container(name), 'sh', '-c',
+                    'systemctl kill -s KILL etcd; systemctl stop etcd; . /etc/etcd/etcd.conf; rm -rf "$ETCD_DATA_DIR"'],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+class VotingWatch(threading.Thread):
+    """Records when a member called `name` with another ID than `old_ids` is started and voting."""
+
+    def __init__(self, env, name, old_ids):
+        super().__init__(daemon=True)
+        self.env, self.name, self.old_ids = env, name, old_ids
+        self.started_at, self.voting_at, self.stop = time.monotonic(), None, threading.Event()
+
+    def run(self):
+        while not self.stop.is_set() and self.voting_at is None:
+            rc, out = etcdctl(self.env, 'member', 'list', '-w', 'json')
+            if rc == 0:
+                for m in json.loads(out).get('members', []):
+                    if m.get('name') == self.name and m['ID'] not in self.old_ids and not m.get('isLearner'):
+                        self.voting_at = time.monotonic()
+            time.sleep(0.5)
+
+    def seconds(self):
+        return None if self.voting_at is None else round(self.voting_at - self.started_at, 2)
+
+
+def wait_healthy(env, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if etcdctl(env, 'endpoint', 'health', '--cluster')[0] == 0:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def measure_replace(env):
+    fail_member(env, 'etcd03')
+    watch = VotingWatch(env, 'etcd03', member_id(env, 'etcd03'))
+    watch.start()
+    playbook = run('ansible-playbook', 'playbooks/replace_member.yml', '-e', 'member=etcd03', env=env)[0]
+    watch.join(timeout=30)
+    watch.stop.set()
+
+    fail_member(env, 'etcd03')
+    started = time.monotonic()
+    run('tests/lab/replace_member_by_hand.sh', 'etcd03', 'etcd01', env=env)
+    healthy = wait_healthy(env)
+    by_hand = time.monotonic() - started
+    return {
+        'replace_member_yml_seconds': round(playbook, 2),
+        'replace_member_until_voting_seconds': watch.seconds(),
+        'by_hand_until_healthy_seconds': round(by_hand, 2) if healthy else None,
+        'replace_member_to_by_hand_ratio': round(playbook / by_hand, 3) if healthy else None,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--distro', default=os.environ.get('LAB_DISTRO', 'bookworm'), choices=['bookworm', 'trixie'])
     parser.add_argument('--keep', action='store_true', help='leave the lab running afterwards')
+    parser.add_argument('--skip-replace', action='store_true', help='only time site.yml')
     options = parser.parse_args()
 
     subprocess.run([os.path.join(REPO, 'tests/lab/bootstrap.sh')], check=True, stdout=sys.stderr,
@@ -50,6 +131,7 @@ def main():
     try:
         fresh = run('ansible-playbook', 'playbooks/site.yml', env=env)[0]
         rerun, rerun_output = run('ansible-playbook', 'playbooks/site.yml', env=env)
+        replace = {} if options.skip_replace else measure_replace(env)
     finally:
         if not options.keep:
             run('ansible-playbook', 'tests/lab/destroy.yml', env=env)
@@ -60,6 +142,7 @@ def main():
         'site_yml_rerun_seconds': round(rerun, 2),
         'rerun_to_fresh_ratio': round(rerun / fresh, 3),
         'rerun_changed_tasks': changed_tasks(rerun_output),
+        **replace,
     }, indent=2))
 
 

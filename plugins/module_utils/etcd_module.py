@@ -193,3 +193,44 @@ def member_urls_max(members):
         if len(member['client_urls']) > len(longest):
             longest = member['client_urls']
     return longest
+
+
+def members_status(client, members, timeout):
+    """Status of every member, asked on its own client URLs (first URL that answers wins).
+    -> {member_id(int): status dict of EtcdClient.status() or None when no URL answered}."""
+    out = {}
+    for member in members:
+        out[member['id']] = None
+        for url in member['client_urls']:
+            try:
+                out[member['id']] = client.status(url)
+                break
+            except EtcdError:
+                continue
+    return out
+
+
+def agreed_leader(statuses):
+    """The leader ID most answering members report (ties: the lowest ID), or 0 when none reports one."""
+    counts = {}
+    for st in statuses.values():
+        if st and st['leader']:
+            counts[st['leader']] = counts.get(st['leader'], 0) + 1
+    if not counts:
+        return 0
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0][0]
+
+
+def leader_candidates(members, health, statuses, exclude_id=None):
+    """Members that can take over leadership, best first: voting, started, healthy, status answered, not
+    ``exclude_id``; ordered by raft index (highest first), then name. -> list of (member, status)."""
+    candidates = []
+    for member in members:
+        st = statuses.get(member['id'])
+        if member['id'] == exclude_id or member['is_learner'] or not member['name'] or st is None:
+            continue
+        if st.get('is_learner') or not health.get(member['id'], {}).get('healthy'):
+            continue
+        candidates.append((member, st))
+    candidates.sort(key=lambda pair: (-pair[1]['raft_index'], pair[0]['name']))
+    return candidates

@@ -188,6 +188,14 @@ hash_method:
   returned: always
   type: str
   sample: hashkv
+hash_attempts:
+  description:
+    - How many times the hashes were asked for. With RV(hash_method=hash) all members are asked at once, again
+      (up to 20 times) until they answer at one revision; hashes taken at different revisions are not compared
+      and RV(hashkv_consistent) is then false. 0 when O(hashkv=false).
+  returned: always
+  type: int
+  sample: 1
 hash_revision:
   description: Revision at which all members were hashed (0 when not pinned).
   returned: always
@@ -198,6 +206,18 @@ voting_members:
   returned: always
   type: int
   sample: 3
+started_voting_members:
+  description: Number of voting members that have started (published their name); with RV(voting_members) and
+    the number of members, the health gate of a replacement - every member started and voting.
+  returned: always
+  type: int
+  sample: 3
+learners:
+  description: Names (or IDs, when not started) of the members that are learners.
+  returned: always
+  type: list
+  elements: str
+  sample: []
 healthy_voting_members:
   description: Number of voting members whose C(/health) answered true.
   returned: always
@@ -231,6 +251,9 @@ problems:
   sample: []
 """
 
+import threading
+import time
+
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_client import (
     EtcdError,
     EtcdNotSupportedError,
@@ -242,6 +265,11 @@ from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module i
     format_member,
     members_health,
 )
+
+
+# Hash (no revision) answers of all members are compared only when taken at one revision: tries and pause.
+HASH_ATTEMPTS = 20
+HASH_RETRY_DELAY = 0.05
 
 
 def _member_status(client, member):
@@ -291,6 +319,31 @@ def _member_hash(client, member, revision, method):
         except EtcdError as e:
             errors.append(str(e))
     return dict(error='; '.join(errors) or 'not started (no client URLs)', method=method)
+
+
+def _hashes_at_one_revision(client, members, attempts=HASH_ATTEMPTS):
+    """Whole-backend Hash of every member, asked of all members at once; repeated (up to ``attempts`` times)
+    until every member answered at the same revision, since under writes sequential answers would compare
+    different revisions. -> (hashes as _member_hash gives them, attempts made)."""
+    hashes = []
+    for attempt in range(1, attempts + 1):
+        results = {}
+
+        def probe(member):
+            results[member['id']] = _member_hash(client, member, 0, 'hash')
+
+        threads = [threading.Thread(target=probe, args=(m,)) for m in members]
+        for t in threads:
+            t.daemon = True
+            t.start()
+        for t in threads:
+            t.join(client.timeout * 3 + 5)
+        hashes = [results.get(m['id'], dict(error='hash request did not finish', method='hash')) for m in members]
+        revisions = set(h.get('hash_revision') for h in hashes)
+        if any('error' in h for h in hashes) or len(revisions) == 1:
+            return hashes, attempt
+        time.sleep(HASH_RETRY_DELAY)
+    return hashes, attempts
 
 
 def main():
@@ -357,6 +410,7 @@ def main():
     # hashes, all at one revision
     hash_method = None
     hash_revision = 0
+    hash_attempts = 0
     hashkv_consistent = None
     if p['hashkv']:
         revisions = [st['revision'] for st in answering if st['revision']]
@@ -365,10 +419,11 @@ def main():
         hash_method = 'hashkv'
         try:
             hashes = [_member_hash(member_client, m, hash_revision, 'hashkv') for m in members]
+            hash_attempts = 1
         except EtcdNotSupportedError:
             # one gateway lacks HashKV: compare the whole-backend Hash of every member instead
             hash_method, hash_revision = 'hash', 0
-            hashes = [_member_hash(member_client, m, 0, 'hash') for m in members]
+            hashes, hash_attempts = _hashes_at_one_revision(member_client, members)
         for entry, h in zip(out, hashes):
             entry['hashkv'] = h
         values = set(h['hash'] for h in hashes if 'hash' in h)
@@ -376,7 +431,12 @@ def main():
         hashkv_consistent = bool(hashes) and not failed and len(values) == 1
         for e in failed:
             problems.append('member %s gave no hash: %s' % (e['name'] or e['id'], e['hashkv']['error']))
-        if len(values) > 1:
+        if hash_method == 'hash' and len(set(h.get('hash_revision') for h in hashes)) > 1:
+            hashkv_consistent = False
+            problems.append('the members answered the Hash request at different revisions (writes going on); '
+                            'their hashes cannot be compared: %s' % ', '.join(
+                                '%s@%s' % (e['name'] or e['id'], e['hashkv'].get('hash_revision')) for e in out))
+        elif len(values) > 1:
             problems.append('members have different hashes: %s' % ', '.join(
                 '%s=%s' % (e['name'] or e['id'], e['hashkv']['hash']) for e in out if 'hash' in e['hashkv']))
 
@@ -397,7 +457,10 @@ def main():
         alarms=alarms_out,
         hash_method=hash_method,
         hash_revision=hash_revision,
+        hash_attempts=hash_attempts,
         voting_members=len(voting),
+        started_voting_members=len([m for m in voting if m['name']]),
+        learners=[m['name'] or format_id(m['id']) for m in members if m['is_learner']],
         healthy_voting_members=len(healthy_voting),
         quorum_size=majority(len(voting)),
         healthy=all_healthy and one_leader and not alarms and alarms_error is None,

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: etcd_member
-short_description: Add, update, promote or remove one etcd cluster member
+short_description: Add, update, promote, remove one etcd cluster member or move leadership away from it
 version_added: 0.1.0
 description:
   - Makes sure one member of an etcd v3 cluster, identified by O(name), is present (as voting member or
@@ -24,6 +24,9 @@ description:
     voting members to still have a healthy majority. Adding a voting member needs the currently healthy
     voting members to reach the majority of the new voting count (the new member is not started yet).
     Adding a learner, updating peer URLs or removing a learner needs the current cluster to have quorum.
+  - O(state=not_leader) moves the leadership away from the member when it is the leader, to the healthy
+    started voting member with the highest raft index, and waits (up to O(leader_timeout)) until that member
+    leads. A member that is not the leader (or not in the cluster) is left as it is.
   - etcd's own C(/health) answers false while an alarm (for example C(NOSPACE)) is raised, so such a
     member counts as unhealthy here too.
 author:
@@ -49,9 +52,11 @@ options:
         etcd cannot turn a voting member into a learner; then a warning is given and nothing changes.
       - V(absent) removes the member; a name that is not in the cluster is fine (unchanged).
       - V(promoted) promotes a learner to voting member; an already voting member is unchanged; an unknown name fails.
-        etcd promotes only a learner that has started and caught up with the leader.
+        etcd promotes only a learner that has started and caught up with the leader; until O(promote_timeout)
+        the promotion is retried while etcd answers that the learner is not ready (not started, not in sync).
+      - V(not_leader) makes sure the member is not the leader - see the description.
     type: str
-    choices: [present, absent, promoted]
+    choices: [present, absent, promoted, not_leader]
     default: present
   peer_urls:
     description:
@@ -70,6 +75,19 @@ options:
       - Seconds to wait for one member's C(/health) answer in the quorum check (never more than O(timeout)).
     type: float
     default: 5
+  promote_timeout:
+    description:
+      - Seconds during which a promotion (O(state=promoted), or O(state=present) of a learner with
+        O(learner=false)) is retried while etcd refuses it because the learner has not started or has not
+        caught up with the leader yet. V(0) tries once.
+      - Other refusals (quorum, unknown member) fail at once.
+    type: float
+    default: 60
+  leader_timeout:
+    description:
+      - With O(state=not_leader), seconds to wait until the chosen member is the leader after the transfer.
+    type: float
+    default: 30
 notes:
   - The member list is read from the first endpoint that answers; run against endpoints of healthy members.
   - Adding a member only registers it; start etcd on the new host with C(--initial-cluster-state existing)
@@ -102,6 +120,20 @@ EXAMPLES = r"""
   retries: 10
   delay: 3
   until: promoted is succeeded
+
+- name: Promote etcd04, retrying for up to 2 minutes while it catches up with the leader
+  gatewayops.apisix_ha.etcd_member:
+    endpoints: "{{ etcd_endpoints }}"
+    name: etcd04
+    state: promoted
+    promote_timeout: 120
+
+- name: Make sure etcd03 is not the leader before taking it down
+  gatewayops.apisix_ha.etcd_member:
+    endpoints: "{{ etcd_endpoints }}"
+    name: etcd03
+    state: not_leader
+  register: moved
 
 - name: Move etcd02 to a new peer address
   gatewayops.apisix_ha.etcd_member:
@@ -187,6 +219,27 @@ members:
       client_urls: ["https://10.0.0.1:2379"]
       is_learner: false
       started: true
+leader:
+  description:
+    - With O(state=not_leader), the leader after the run (id, name); in check mode the member that would lead.
+      Empty when no leader was found.
+  returned: when O(state=not_leader)
+  type: dict
+  sample:
+    id: "8c05a4a1b9a2c3d4"
+    name: etcd02
+previous_leader:
+  description: With O(state=not_leader), the leader before the run (id, name); empty when none was found.
+  returned: when O(state=not_leader)
+  type: dict
+  sample:
+    id: "1818b2c362ae21da"
+    name: etcd03
+promote_attempts:
+  description: Number of promote requests sent (more than one when etcd said the learner was not ready yet).
+  returned: when a promotion was made
+  type: int
+  sample: 3
 health:
   description: Result of the quorum health check, by member ID, when one was made.
   returned: when a change needing quorum was planned
@@ -207,13 +260,30 @@ diff:
       members: []
 """
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_client import format_id, majority
+import time
+
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_client import (
+    EtcdApiError,
+    EtcdError,
+    format_id,
+    majority,
+)
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module import (
     EtcdModule,
+    agreed_leader,
     check_url,
     format_member,
+    leader_candidates,
     members_health,
+    members_status,
     normalize_url,
+)
+
+# etcd's answers to a promotion that may succeed later: the learner has not started or not caught up yet.
+PROMOTE_NOT_READY = (
+    'can only promote a learner member which is in sync with leader',
+    'not enough started members',
+    'learner member is not started',
 )
 
 
@@ -302,6 +372,7 @@ class EtcdMemberModule(object):
         self.actions = []
         self.health = None
         self.warnings = []
+        self.extra = {}
 
     def fail(self, msg, **extra):
         extra.setdefault('actions', [])
@@ -353,6 +424,9 @@ class EtcdMemberModule(object):
                 if not check:
                     self.module.run(self.client.member_remove, member['id'])
                 after = [m for m in after if m['id'] != member['id']]
+
+        elif state == 'not_leader':
+            self._not_leader(member, before, check)
 
         elif state == 'promoted':
             if member is None:
@@ -422,6 +496,7 @@ class EtcdMemberModule(object):
             member_id=format_id(result_member['id']) if result_member is not None and result_member['id'] else None,
             cluster_id=format_id(cluster_id),
         )
+        result.update(self.extra)
         if self.health is not None:
             result['health'] = self._health_out()
         if self.module._diff:
@@ -438,21 +513,108 @@ class EtcdMemberModule(object):
         self.check_quorum('promote', before, member, describe)
         self.actions.append(describe)
         if not check:
-            self.module.run(self.client.member_promote, member['id'])
+            self._promote_with_retries(member)
         for m in after:
             if m['id'] == member['id']:
                 m['is_learner'] = False
         return member
+
+    def _promote_with_retries(self, member):
+        """Send the promotion until etcd accepts it; retry while the learner is not ready, up to promote_timeout."""
+        deadline = time.monotonic() + max(0.0, self.module.params['promote_timeout'])
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                self.client.member_promote(member['id'])
+                self.extra['promote_attempts'] = attempts
+                return
+            except EtcdApiError as e:
+                text = (e.grpc_message or str(e)).lower()
+                if self.module.params['promote_timeout'] <= 0 or not any(m in text for m in PROMOTE_NOT_READY):
+                    self.module.run(_raise, e)
+                if time.monotonic() >= deadline:
+                    self.fail('Learner %s was not promoted within promote_timeout (%s s, %d attempts): etcd keeps '
+                              'answering "%s". The learner has not started or not caught up with the leader: check '
+                              'that etcd runs on it (journalctl -u etcd) and that it reaches the other members\' '
+                              'peer URLs, then promote it again (state=promoted).%s'
+                              % (_label(member), self.module.params['promote_timeout'], attempts,
+                                 e, self._progress(member)),
+                              promote_attempts=attempts, actions=self.actions)
+            time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+
+    def _progress(self, member):
+        """' Learner raft index X, leader raft index Y.' when both can be read, else ''."""
+        try:
+            members = self.client.member_list()['members']
+        except EtcdError:
+            return ''
+        short = min(self.module.params['health_timeout'], self.module.params['timeout'])
+        statuses = members_status(self.module.make_client(timeout=short), members, None)
+        mine = statuses.get(member['id'])
+        leader = statuses.get(agreed_leader(statuses))
+        if mine and leader:
+            return ' Learner raft index %d, leader raft index %d.' % (mine['raft_index'], leader['raft_index'])
+        return ' The learner does not answer status requests.' if leader else ''
+
+    def _not_leader(self, member, before, check):
+        short = min(self.module.params['health_timeout'], self.module.params['timeout'])
+        probe = self.module.make_client(timeout=short)
+        statuses = members_status(probe, before, None)
+        leader_id = agreed_leader(statuses)
+        by_id = dict((m['id'], m) for m in before)
+
+        def who(mid):
+            if not mid:
+                return {}
+            return dict(id=format_id(mid), name=by_id[mid]['name'] if mid in by_id else '')
+
+        self.extra.update(previous_leader=who(leader_id), leader=who(leader_id))
+        if member is None or leader_id != member['id']:
+            return
+        self.health = members_health(probe, before, short)
+        candidates = leader_candidates(before, self.health, statuses, exclude_id=member['id'])
+        if not candidates:
+            self.fail('Cannot move the leadership away from %s: no other voting member is started, healthy and '
+                      'answering status requests. Bring another member back first.' % _label(member),
+                      health=self._health_out(), previous_leader=who(leader_id))
+        target, target_status = candidates[0]
+        describe = 'move leadership from %s to %s (raft index %d)' % (
+            _label(member), _label(target), target_status['raft_index'])
+        self.actions.append(describe)
+        self.extra['leader'] = who(target['id'])
+        if check:
+            return
+        self.module.run(self.client.move_leader, target['id'])
+        deadline = time.monotonic() + max(0.0, self.module.params['leader_timeout'])
+        while True:
+            now_leader = agreed_leader(members_status(probe, before, None))
+            if now_leader and now_leader != member['id']:
+                self.extra['leader'] = who(now_leader)
+                return
+            if time.monotonic() >= deadline:
+                self.fail('Leadership was handed from %s to %s, but within leader_timeout (%s s) the members '
+                          'still report %s as leader. Look at the members\' journals (journalctl -u etcd) and '
+                          'run again.' % (_label(member), _label(target), self.module.params['leader_timeout'],
+                                          format_id(now_leader) if now_leader else 'no one'),
+                          actions=self.actions, previous_leader=who(leader_id))
+            time.sleep(0.5)
+
+
+def _raise(exc):
+    raise exc
 
 
 def main():
     module = EtcdModule(
         argument_spec=dict(
             name=dict(type='str', required=True),
-            state=dict(type='str', default='present', choices=['present', 'absent', 'promoted']),
+            state=dict(type='str', default='present', choices=['present', 'absent', 'promoted', 'not_leader']),
             peer_urls=dict(type='list', elements='str'),
             learner=dict(type='bool', default=False),
             health_timeout=dict(type='float', default=5),
+            promote_timeout=dict(type='float', default=60),
+            leader_timeout=dict(type='float', default=30),
         ),
         supports_check_mode=True,
     )

@@ -86,3 +86,46 @@ def test_no_quorum(gateway, run_module):
     assert result['healthy_voting_members'] == 0
     assert result['leader'] == {}
     assert 'no member reports a leader' in result['problems']
+
+
+def _hash_at(gateway, name, revision):
+    import json
+    body = gateway.answer(name)
+    body['header']['revision'] = str(revision)
+    return (200, json.dumps(body))
+
+
+def _no_hashkv(gateway):
+    """Route the members as on 3.4, whose gateway has no HashKV path (both versions, for these tests)."""
+    for ep in (M1, M2, M3):
+        gateway.route(ep, '/v3/maintenance/hashkv', (404, 'Not Found'))
+
+
+def test_hash_fallback_asks_again_until_one_revision(gateway, run_module, monkeypatch):
+    monkeypatch.setattr(etcd_cluster_info.time, 'sleep', lambda s: None)
+    healthy_cluster(gateway)
+    _no_hashkv(gateway)
+    # m3 lags one revision behind on the first ask, then all answer at revision 7
+    gateway.route(M1, '/v3/maintenance/hash', [_hash_at(gateway, 'hash_m1', 7)])
+    gateway.route(M2, '/v3/maintenance/hash', [_hash_at(gateway, 'hash_m2', 7)])
+    gateway.route(M3, '/v3/maintenance/hash', [_hash_at(gateway, 'hash_m3', 6), _hash_at(gateway, 'hash_m3', 7)])
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1]))
+    assert not failed, result
+    assert result['hash_method'] == 'hash'
+    assert result['hash_attempts'] == 2
+    assert len(gateway.paths('/v3/maintenance/hash')) == 6
+    assert set(m['hashkv']['hash_revision'] for m in result['members']) == {7}
+
+
+def test_hash_fallback_never_compares_different_revisions(gateway, run_module, monkeypatch):
+    monkeypatch.setattr(etcd_cluster_info.time, 'sleep', lambda s: None)
+    healthy_cluster(gateway)
+    _no_hashkv(gateway)
+    gateway.route(M1, '/v3/maintenance/hash', _hash_at(gateway, 'hash_m1', 7))
+    gateway.route(M2, '/v3/maintenance/hash', _hash_at(gateway, 'hash_m1', 7))
+    gateway.route(M3, '/v3/maintenance/hash', _hash_at(gateway, 'hash_m1', 8))
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1]))
+    assert not failed, result
+    assert result['hash_attempts'] == etcd_cluster_info.HASH_ATTEMPTS
+    assert result['hashkv_consistent'] is False
+    assert any('different revisions' in p for p in result['problems'])

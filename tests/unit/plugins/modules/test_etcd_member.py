@@ -244,7 +244,8 @@ def test_etcd_refusal_message_names_endpoint(gateway, run_module):
     gateway.route(M1, '/v3/cluster/member/list', 'member_list_unstarted_learner')
     gateway.route(M1, '/v3/cluster/member/promote', 'member_promote_unstarted')
     healthy(gateway, M1, M2)
-    result, failed = run_module(etcd_member, args(name='m3', state='promoted', peer_urls=['http://127.0.0.1:22580']))
+    result, failed = run_module(etcd_member, args(name='m3', state='promoted', peer_urls=['http://127.0.0.1:22580'],
+                                                  promote_timeout=0))
     assert failed
     assert result['msg'].startswith('etcd refused the request: POST /v3/cluster/member/promote failed: %s' % M1)
     assert 'in sync with leader' in result['msg']
@@ -258,3 +259,140 @@ def test_unreachable_cluster_message(gateway, run_module):
     assert failed
     assert result['msg'] == ('Could not reach any etcd endpoint: POST /v3/cluster/member/list failed: '
                              '%s: connection refused; %s: connection refused' % (M1, M2))
+
+
+# -- promotion with retries ------------------------------------------------------------------------
+
+@pytest.fixture
+def no_sleep(monkeypatch):
+    monkeypatch.setattr(etcd_member.time, 'sleep', lambda seconds: None)
+
+
+def test_promote_retries_until_the_learner_is_in_sync(gateway, run_module, no_sleep):
+    gateway.route(M1, '/v3/cluster/member/list', ['member_list_started_learner', 'member_list_after_promote'])
+    gateway.route(M1, '/v3/cluster/member/promote',
+                  ['member_promote_unstarted', 'member_promote_unstarted', 'member_promote'])
+    healthy(gateway, M1, M2, M3)
+    result, failed = run_module(etcd_member, args(name='m3', state='promoted', promote_timeout=30))
+    assert not failed, result
+    assert result['changed'] is True
+    assert result['promote_attempts'] == 3
+    assert len(writes(gateway)) == 3
+    assert result['member']['is_learner'] is False
+
+
+def test_promote_gives_up_after_promote_timeout(gateway, run_module, no_sleep):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list_started_learner')
+    gateway.route(M1, '/v3/cluster/member/promote', 'member_promote_unstarted')
+    gateway.route(M1, '/v3/maintenance/status', 'status_m1')
+    gateway.route(M2, '/v3/maintenance/status', 'status_m2')
+    gateway.route(M3, '/v3/maintenance/status', 'status_learner')
+    healthy(gateway, M1, M2, M3)
+    result, failed = run_module(etcd_member, args(name='m3', state='promoted', promote_timeout=0.05))
+    assert failed
+    assert 'was not promoted within promote_timeout' in result['msg']
+    assert 'in sync with leader' in result['msg']
+    assert result['promote_attempts'] >= 1
+    assert 'Learner raft index' in result['msg']
+
+
+def test_promote_other_refusal_fails_at_once(gateway, run_module, no_sleep):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list_started_learner')
+    gateway.route(M1, '/v3/cluster/member/promote', (400, '{"code":9,"message":"etcdserver: some other refusal"}'))
+    healthy(gateway, M1, M2, M3)
+    result, failed = run_module(etcd_member, args(name='m3', state='promoted', promote_timeout=30))
+    assert failed
+    assert result['msg'].startswith('etcd refused the request')
+    assert len(writes(gateway)) == 1
+
+
+# -- moving the leadership away --------------------------------------------------------------------
+
+TRANSFER = '/v3/maintenance/transfer-leadership'
+URLS = {'m1': M1, 'm2': M2, 'm3': M3}
+
+
+def status_answer(gateway, name, leader_id):
+    """The captured status of member ``name`` with its leader field set to ``leader_id``."""
+    import json
+    body = gateway.answer('status_%s' % name)
+    body['leader'] = str(leader_id)
+    return (200, json.dumps(body))
+
+
+def ids(gateway):
+    return dict((m['name'], int(m['ID'])) for m in gateway.answer('member_list')['members'])
+
+
+def test_not_leader_moves_leadership_to_the_most_advanced_healthy_member(gateway, run_module):
+    member_ids = ids(gateway)
+    raft = dict((n, int(gateway.answer('status_%s' % n)['raftIndex'])) for n in URLS)
+    # the expected target: highest raft index among m2, m3, then name
+    target = sorted(['m2', 'm3'], key=lambda n: (-raft[n], n))[0]
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    healthy(gateway, M1, M2, M3)
+    before = dict((n, status_answer(gateway, n, member_ids['m1'])) for n in URLS)
+    after = dict((n, status_answer(gateway, n, member_ids[target])) for n in URLS)
+    gateway.route(M1, '/v3/maintenance/status', [before['m1'], before['m1'], after['m1']])
+    gateway.route(M2, '/v3/maintenance/status', [before['m2'], after['m2']])
+    gateway.route(M3, '/v3/maintenance/status', [before['m3'], after['m3']])
+    gateway.route(M1, TRANSFER, 'move_leader')
+    result, failed = run_module(etcd_member, args(name='m1', state='not_leader'))
+    assert not failed, result
+    assert result['changed'] is True
+    assert result['actions'][0].startswith('move leadership from m1 (')
+    assert ' to %s (' % target in result['actions'][0]
+    transfers = gateway.paths(TRANSFER)
+    assert [c['body'] for c in transfers] == [{'targetID': str(member_ids[target])}]
+    assert transfers[0]['endpoint'] == M1
+    assert result['previous_leader']['name'] == 'm1'
+    assert result['leader']['name'] == target
+
+
+def test_not_leader_unchanged_when_not_the_leader(gateway, run_module):
+    member_ids = ids(gateway)
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    for n, url in URLS.items():
+        gateway.route(url, '/v3/maintenance/status', status_answer(gateway, n, member_ids['m2']))
+    result, failed = run_module(etcd_member, args(name='m1', state='not_leader'))
+    assert not failed, result
+    assert result['changed'] is False and result['actions'] == []
+    assert result['leader']['name'] == 'm2'
+    assert gateway.paths(TRANSFER) == []
+
+
+def test_not_leader_unknown_member_unchanged(gateway, run_module):
+    member_ids = ids(gateway)
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    for n, url in URLS.items():
+        gateway.route(url, '/v3/maintenance/status', status_answer(gateway, n, member_ids['m2']))
+    result, failed = run_module(etcd_member, args(name='m9', state='not_leader'))
+    assert not failed and result['changed'] is False
+    assert gateway.paths(TRANSFER) == []
+
+
+def test_not_leader_check_mode_makes_no_transfer(gateway, run_module):
+    member_ids = ids(gateway)
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    healthy(gateway, M1, M2, M3)
+    for n, url in URLS.items():
+        gateway.route(url, '/v3/maintenance/status', status_answer(gateway, n, member_ids['m3']))
+    result, failed = run_module(etcd_member, args(name='m3', state='not_leader', _ansible_check_mode=True))
+    assert not failed, result
+    assert result['changed'] is True
+    assert result['actions'][0].startswith('move leadership from m3 (')
+    assert result['leader']['name'] in ('m1', 'm2')
+    assert gateway.paths(TRANSFER) == []
+
+
+def test_not_leader_refused_without_a_healthy_successor(gateway, run_module):
+    member_ids = ids(gateway)
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    gateway.route(M1, '/v3/maintenance/status', status_answer(gateway, 'm1', member_ids['m1']))
+    healthy(gateway, M1)
+    gateway.refuse(M2)
+    gateway.refuse(M3)
+    result, failed = run_module(etcd_member, args(name='m1', state='not_leader'))
+    assert failed
+    assert 'Cannot move the leadership away from m1' in result['msg']
+    assert gateway.paths(TRANSFER) == []

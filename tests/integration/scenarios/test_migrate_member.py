@@ -1,0 +1,123 @@
+"""Move etcd03 to the spare host etcd04 keeping its ID and data (playbooks/migrate_member.yml, method copy).
+
+molecule/migrate_member/converge.yml recorded the member list before the move and ran the lab writer through
+it. After the move the member etcd03 runs on the host etcd04; the inventory still lists the host etcd03 in
+`etcd`, so the members are found here by container, not through the `members` fixture.
+"""
+
+import base64
+import json
+import os
+import subprocess
+
+import pytest
+import testinfra
+
+from conftest import container_name
+
+EPHEMERAL = os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY', '')
+# member name -> host it runs on after the move
+PLACEMENT = {'etcd01': 'etcd01', 'etcd02': 'etcd02', 'etcd03': 'etcd04'}
+
+
+def host(name):
+    return testinfra.get_host('docker://' + container_name(name))
+
+
+def etcdctl(on, *args):
+    env = read_env(host(on))
+    return host(on).run(' '.join(['ETCDCTL_API=3', 'etcdctl', '--endpoints', env['ETCD_ADVERTISE_CLIENT_URLS']]
+                                 + list(args)))
+
+
+def read_env(h):
+    settings = {}
+    for line in h.file('/etc/etcd/etcd.conf').content_string.splitlines():
+        if '=' in line and not line.startswith('#'):
+            key, value = line.split('=', 1)
+            settings[key] = value.strip('"')
+    return settings
+
+
+def member_list(on='etcd01'):
+    result = etcdctl(on, 'member', 'list', '-w', 'json')
+    assert result.rc == 0, result.stderr
+    return {m.get('name', ''): m for m in json.loads(result.stdout)['members']}
+
+
+@pytest.fixture(scope='module')
+def before():
+    with open(os.path.join(EPHEMERAL, 'before.json')) as recorded:
+        return {m['name']: m for m in json.load(recorded)}
+
+
+def test_member_keeps_its_id_and_moves_its_peer_url(before):
+    after = member_list()
+    assert sorted(after) == ['etcd01', 'etcd02', 'etcd03'], after
+    assert '%016x' % after['etcd03']['ID'] == before['etcd03']['id'], (after['etcd03'], before['etcd03'])
+    new_address = read_env(host('etcd04'))['ETCD_ADVERTISE_CLIENT_URLS'].split('//')[1].split(':')[0]
+    assert after['etcd03']['peerURLs'] == ['http://%s:2380' % new_address], after['etcd03']
+    assert after['etcd03']['clientURLs'] == ['http://%s:2379' % new_address], after['etcd03']
+    assert not [m for m in after.values() if m.get('isLearner')], after
+
+
+def test_old_host_stopped_disabled_with_data_kept_aside(before):
+    old = host('etcd03')
+    service = old.service('etcd')
+    assert not service.is_running and not service.is_enabled
+    assert not old.file('/var/lib/etcd/etcd03.etcd').exists
+    assert old.file('/var/lib/etcd/etcd03.etcd.migrated-%s/member' % before['etcd03']['id']).is_directory
+
+
+def test_new_host_runs_the_member():
+    new = host('etcd04')
+    assert new.service('etcd').is_running and new.service('etcd').is_enabled
+    env = read_env(new)
+    assert env['ETCD_NAME'] == 'etcd03' and env['ETCD_DATA_DIR'] == '/var/lib/etcd/etcd03.etcd', env
+
+
+def test_writer_never_failed_and_every_key_is_on_every_member():
+    acked, failed, summary = {}, [], None
+    with open(os.path.join(EPHEMERAL, 'writer.log')) as log:
+        for line in log:
+            entry = json.loads(line)
+            if 'summary' in entry:
+                summary = entry['summary']
+            elif entry.get('acked'):
+                acked[entry['key']] = entry['value']
+            else:
+                failed.append(entry)
+    assert summary is not None and summary['failed'] == 0 and not failed, (summary, failed[:5])
+    assert len(acked) > 20, summary
+    for name, on in sorted(PLACEMENT.items()):
+        result = etcdctl(on, 'get', '--prefix', '/gatewayops-writer/', '--consistency=s', '-w', 'json')
+        assert result.rc == 0, result.stderr
+        stored = {base64.b64decode(kv['key']).decode(): base64.b64decode(kv['value']).decode()
+                  for kv in json.loads(result.stdout).get('kvs', [])}
+        missing = sorted(k for k in acked if stored.get(k) != acked[k])
+        assert not missing, '%s (on %s) lacks %d acknowledged keys: %s' % (name, on, len(missing), missing[:5])
+
+
+def test_hashkv_equal_on_every_member():
+    revision = json.loads(etcdctl('etcd01', 'endpoint', 'status', '-w', 'json').stdout)[0]['Status']['header']['revision']
+    hashes = {}
+    for name, on in sorted(PLACEMENT.items()):
+        result = etcdctl(on, 'endpoint', 'hashkv', '--rev=%d' % revision, '-w', 'json')
+        assert result.rc == 0, result.stderr
+        hashes[name] = json.loads(result.stdout)[0]['HashKV']['hash']
+    assert len(set(hashes.values())) == 1, hashes
+
+
+def test_moving_onto_a_host_running_etcd_with_other_data_is_refused():
+    """etcd04 now runs etcd03: moving etcd02 there must be refused before anything changes."""
+    listing = member_list()
+    # The inventory directory: Molecule's generated file plus the lab inventory linked next to it (the groups).
+    inventory = os.path.dirname(os.environ['MOLECULE_INVENTORY_FILE'])
+    playbook = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'playbooks', 'migrate_member.yml')
+    done = subprocess.run(['ansible-playbook', '-i', inventory, playbook, '-e', 'member=etcd02', '-e', 'new_host=etcd04'],
+                          env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    assert done.returncode != 0, done.stdout[-3000:]
+    assert 'cannot take etcd02' in done.stdout and 'Nothing was changed' in done.stdout, done.stdout[-3000:]
+    assert member_list() == listing
+    assert host('etcd02').service('etcd').is_running and host('etcd02').service('etcd').is_enabled
+    assert host('etcd04').service('etcd').is_running

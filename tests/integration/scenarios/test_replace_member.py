@@ -1,0 +1,248 @@
+"""playbooks/replace_member.yml: refusals that change nothing, then two replacements under a live writer.
+
+Order matters (pytest runs a file top to bottom): the refusals first, on the cluster site.yml built; then the
+`replaced` fixture kills and wipes etcd03 and replaces it, kills and wipes the member that leads then and
+replaces it, all while tests/lab/writer.py keeps writing; the tests after it check what is left.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import wait_for
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
+PREFIX = '/gatewayops-writer/'
+
+
+def run_replace(inventory, name, *extra):
+    """Run the playbook; -> (returncode, output, seconds)."""
+    cmd = ['ansible-playbook', '-i', inventory, 'gatewayops.apisix_ha.replace_member', '-e', 'member=%s' % name]
+    for e in extra:
+        cmd += ['-e', e]
+    started = time.monotonic()
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+                          env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
+    return done.returncode, done.stdout, time.monotonic() - started
+
+
+def member_table(members):
+    """(id, name, learner) of every member, read by etcdctl on the first member that answers."""
+    for member in members:
+        listing = member.etcdctl('member', 'list', '-w', 'json')
+        if listing.rc == 0:
+            found = json.loads(listing.stdout)['members']
+            return sorted(('%016x' % m['ID'], m.get('name', ''), bool(m.get('isLearner'))) for m in found)
+    raise AssertionError('no member answered member list')
+
+
+def data_dirs(members):
+    """Per member: inode of <data dir>/member (the same directory, not a new one), and the data dirs moved aside."""
+    out = {}
+    for m in members:
+        data_dir = m.env['ETCD_DATA_DIR']
+        stat = m.host.run('stat -c %%i %s/member' % data_dir).stdout.strip()
+        aside = m.host.run('ls -d %s.replaced-* 2>/dev/null' % data_dir).stdout.split()
+        out[m.name] = (stat, tuple(sorted(aside)))
+    return out
+
+
+def all_healthy(members):
+    return all(m.etcdctl('endpoint', 'health').rc == 0 for m in members)
+
+
+@pytest.fixture
+def nothing_changes(members):
+    """Asserts after the test that member IDs, names and data dirs are what they were."""
+    assert wait_for(lambda: all_healthy(members), timeout=60)
+    before = (member_table(members), data_dirs(members))
+    yield
+    assert (member_table(members), data_dirs(members)) == before
+
+
+def test_member_not_in_inventory_is_refused(ansible_runner, nothing_changes):
+    rc, out, _seconds = run_replace(ansible_runner.inventory_file, 'etcd09')
+    assert rc != 0, out
+    assert 'Name the member to replace with -e member=NAME' in out, out
+
+
+def test_healthy_member_is_refused_without_force(ansible_runner, nothing_changes):
+    rc, out, _seconds = run_replace(ansible_runner.inventory_file, 'etcd02')
+    assert rc != 0, out
+    assert 'Refusing to replace etcd02' in out and 'it is healthy' in out and 'force=true' in out, out
+
+
+def test_second_member_down_is_refused_before_anything_is_touched(ansible_runner, members, explain):
+    assert wait_for(lambda: all_healthy(members), timeout=60)
+    by_name = dict((m.name, m) for m in members)
+    table, dirs = member_table(members), data_dirs(members)
+    for name in ('etcd02', 'etcd03'):
+        by_name[name].host.run('systemctl stop etcd')
+    try:
+        rc, out, _seconds = run_replace(ansible_runner.inventory_file, 'etcd03')
+        assert rc != 0, out
+        assert 'Refusing to replace etcd03' in out and 'etcd02: not healthy' in out, out
+        assert 'Nothing was changed' in out, out
+    finally:
+        for name in ('etcd02', 'etcd03'):
+            by_name[name].host.run('systemctl start --no-block etcd')
+        assert wait_for(lambda: all_healthy(members), timeout=90), explain('etcd02/etcd03 did not come back')
+    assert member_table(members) == table
+    assert data_dirs(members) == dirs
+
+
+def kill_and_wipe(member):
+    """A truly failed member: etcd killed, its data dir gone."""
+    result = member.host.run('systemctl kill -s KILL etcd; rm -rf %s' % member.env['ETCD_DATA_DIR'])
+    assert result.rc == 0, result.stderr
+
+
+def leader_name(members):
+    ids = {}
+    for m in members:
+        try:
+            client = m.client()
+            for cm in client.members:
+                ids[cm.id] = cm.name
+            return ids[client.status().leader.id]
+        except Exception:  # noqa: BLE001 - try the next member
+            continue
+    raise AssertionError('no member reports a leader')
+
+
+def voting_after(output):
+    found = re.search(r'voting after ([0-9.]+) s, healthy and consistent after ([0-9.]+) s', output)
+    return (float(found.group(1)), float(found.group(2))) if found else (None, None)
+
+
+@pytest.fixture(scope='module')
+def replaced(ansible_runner, members, tmp_path_factory):
+    """Both replacement rounds under the writer. -> dict(rounds=[...], log=path, names_before=[...])."""
+    assert wait_for(lambda: all_healthy(members), timeout=90)
+    names_before = sorted(row[1] for row in member_table(members))
+    work = tmp_path_factory.mktemp('replace')
+    log, stop = str(work / 'writer.log'), str(work / 'stop')
+    writer = subprocess.Popen([sys.executable, WRITER, '--endpoints', ','.join(m.client_url for m in members),
+                               '--log', log, '--stop-file', stop, '--prefix', PREFIX, '--retry-seconds', '30'])
+    rounds = []
+    try:
+        time.sleep(3)
+        by_name = dict((m.name, m) for m in members)
+        for pick in ('etcd03', 'leader'):
+            name = leader_name(members) if pick == 'leader' else pick
+            kill_and_wipe(by_name[name])
+            time.sleep(2)
+            rc, out, seconds = run_replace(ansible_runner.inventory_file, name)
+            voting, consistent = voting_after(out)
+            rounds.append(dict(name=name, picked=pick, rc=rc, output=out, seconds=round(seconds, 1),
+                               voting_after=voting, consistent_after=consistent))
+            if rc != 0:
+                break
+            time.sleep(3)
+    finally:
+        open(stop, 'w').close()
+        try:
+            writer.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            writer.send_signal(signal.SIGKILL)
+    figures = dict(distro=os.environ.get('LAB_DISTRO', 'bookworm'),
+                   rounds=[dict((k, v) for k, v in r.items() if k != 'output') for r in rounds])
+    with open(log) as f:
+        summary = [json.loads(line)['summary'] for line in f if '"summary"' in line]
+    figures['writer'] = summary[-1] if summary else None
+    for path in (os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY'), '/tmp'):
+        if path:
+            with open(os.path.join(path, 'replace-member-figures-%s.json' % figures['distro']), 'w') as f:
+                json.dump(dict(figures, outputs=[r['output'] for r in rounds]), f, indent=1)
+    return dict(rounds=rounds, log=log, names_before=names_before, summary=figures['writer'])
+
+
+def test_both_replacements_succeed(replaced):
+    assert [r['picked'] for r in replaced['rounds']] == ['etcd03', 'leader']
+    for r in replaced['rounds']:
+        assert r['rc'] == 0, r['output'][-6000:]
+        assert r['voting_after'] is not None, r['output'][-3000:]
+
+
+def test_three_started_voting_members_with_unchanged_names(replaced, members, explain):
+    table = member_table(members)
+    assert sorted(row[1] for row in table) == replaced['names_before'], explain(str(table))
+    assert not [t for t in table if t[2]], 'learners left: %s' % table
+    listing = json.loads(members[0].etcdctl('member', 'list', '-w', 'json').stdout)['members']
+    assert len(listing) == 3 and all(m.get('clientURLs') for m in listing), listing
+
+
+def test_hashkv_equal_on_every_member(replaced, members, explain):
+    def hashes():
+        result = members[0].etcdctl('endpoint', 'hashkv', '--cluster', '-w', 'json')
+        if result.rc != 0:
+            return None
+        found = json.loads(result.stdout)
+        values = set((e['HashKV']['header']['revision'], e['HashKV']['hash']) for e in found)
+        return values if len(found) == 3 and len(values) == 1 else None
+    assert wait_for(hashes, timeout=30), explain('hashkv differs: %s' % members[0].etcdctl(
+        'endpoint', 'hashkv', '--cluster', '-w', 'json').stdout)
+
+
+def test_every_acknowledged_put_is_on_every_member(replaced, members):
+    with open(replaced['log']) as f:
+        entries = [json.loads(line) for line in f]
+    acked = dict((e['key'], e['value']) for e in entries if e.get('acked'))
+    assert len(acked) > 100, 'the writer wrote too little: %d' % len(acked)
+
+    def missing(member):
+        client = member.client()
+        found = dict((meta.key.decode(), value.decode())
+                     for value, meta in client.get_prefix(PREFIX, serializable=True))
+        return [k for k, v in acked.items() if found.get(k) != v]
+
+    for member in members:
+        if wait_for(lambda: not missing(member), timeout=30):
+            continue
+        lost = missing(member)
+        assert not lost, '%s lacks %d acknowledged keys, e.g. %s' % (member.name, len(lost), sorted(lost)[:5])
+
+
+def test_writer_never_failed(replaced):
+    summary = replaced['summary']
+    assert summary is not None
+    assert summary['failed'] == 0, summary
+    assert summary['acked'] > 0, summary
+
+
+def test_old_data_dirs_are_kept(replaced, members):
+    by_name = dict((m.name, m) for m in members)
+    for r in replaced['rounds']:
+        m = by_name[r['name']]
+        aside = m.host.run('ls -d %s.replaced-*' % m.env['ETCD_DATA_DIR'])
+        assert aside.rc == 0 and aside.stdout.strip(), '%s: no data dir kept aside' % r['name']
+
+
+def test_site_rerun_changes_nothing_after_the_replacements(replaced, ansible_runner):
+    done = subprocess.run(['ansible-playbook', '-i', ansible_runner.inventory_file, 'gatewayops.apisix_ha.site'],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+                          env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
+    assert done.returncode == 0, done.stdout[-4000:]
+    recap = re.findall(r'^(etcd0\d)\s+:.*changed=(\d+)', done.stdout, re.M)
+    assert recap and all(int(row[1]) == 0 for row in recap), done.stdout[-4000:]
+
+
+def test_not_leader_moves_the_leadership_and_is_idempotent(replaced, members, module_runner):
+    # The rounds above lose their leader by a kill; here the live transfer of etcd_member state=not_leader.
+    leader = leader_name(members)
+    endpoints = [m.client_url for m in members]
+    result = module_runner(members[0].name, 'gatewayops.apisix_ha.etcd_member', name=leader, state='not_leader',
+                           endpoints=endpoints)
+    assert result['changed'] is True, result
+    assert result['previous_leader']['name'] == leader and result['leader']['name'] != leader, result
+    assert leader_name(members) == result['leader']['name']
+    again = module_runner(members[0].name, 'gatewayops.apisix_ha.etcd_member', name=leader, state='not_leader',
+                          endpoints=endpoints)
+    assert again['changed'] is False and again['actions'] == [], again

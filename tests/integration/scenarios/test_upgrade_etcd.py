@@ -1,0 +1,124 @@
+"""playbooks/upgrade_etcd.yml (molecule/upgrade_etcd): the 3.4 cluster was upgraded to the served 3.5 release one
+member at a time while the lab writer kept writing; nothing acknowledged was lost, the members are the same ones;
+the version steps etcd does not support are refused before anything changes."""
+
+import base64
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+EPHEMERAL = os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY', '')
+WRITER_PREFIX = '/gatewayops-writer/'
+# What a refused run must leave exactly as it was on every member.
+WATCHED_FILES = ['/etc/systemd/system/etcd.service', '/etc/etcd/etcd.conf', '/usr/local/bin/etcd',
+                 '/usr/local/bin/etcdctl', '/usr/bin/etcd']
+
+
+def read_json(name):
+    with open(os.path.join(EPHEMERAL, name)) as handle:
+        return json.load(handle)
+
+
+@pytest.fixture(scope='module')
+def release():
+    """The archive prepare.yml served: version, url, sha256."""
+    return read_json('etcd-release.json')
+
+
+@pytest.fixture(scope='module')
+def writer_log():
+    entries = []
+    with open(os.path.join(EPHEMERAL, 'writer.log')) as handle:
+        for line in handle:
+            if line.strip():
+                entries.append(json.loads(line))
+    return entries
+
+
+def test_every_member_runs_the_new_release(members, release, explain):
+    for member in members:
+        status = member.etcdctl('endpoint', 'status', '-w', 'json')
+        assert status.rc == 0, explain('%s: %s' % (member.name, status.stderr))
+        assert json.loads(status.stdout)[0]['Status']['version'] == release['version'], status.stdout
+        unit = member.host.file('/etc/systemd/system/etcd.service').content_string
+        assert 'ExecStart=/usr/local/bin/etcd\n' in unit, unit
+
+
+def test_the_cluster_version_moved_to_the_new_minor(members, release):
+    minor = '.'.join(release['version'].split('.')[:2])
+    for member in members:
+        answer = json.loads(urllib.request.urlopen(member.client_url + '/version', timeout=5).read())
+        assert answer['etcdserver'] == release['version'], answer
+        assert answer['etcdcluster'] == minor + '.0', answer
+
+
+def test_the_members_are_the_same(members):
+    before = {name: int(member_id, 16) for name, member_id in read_json('members-before.json').items()}
+    listing = json.loads(members[0].etcdctl('member', 'list', '-w', 'json').stdout)['members']
+    assert {m['name']: m['ID'] for m in listing} == before
+
+
+def test_a_snapshot_was_saved_before_the_upgrade(members):
+    found = [m.name for m in members if m.host.run('ls /var/backups/etcd/before-upgrade-*.db').rc == 0]
+    assert found, 'no snapshot in /var/backups/etcd on any member'
+
+
+def test_the_writer_never_failed(writer_log):
+    summary = writer_log[-1].get('summary')
+    assert summary, 'the writer did not finish: %s' % writer_log[-1:]
+    assert summary['failed'] == 0, [e for e in writer_log if e.get('acked') is False][:5]
+    assert summary['acked'] > 100, summary
+
+
+def test_every_acknowledged_key_is_on_every_member(members, writer_log, explain):
+    acked = {entry['key'] for entry in writer_log if entry.get('acked')}
+    for member in members:
+        # Serializable: the member's own store, so this proves each member has the keys.
+        result = member.etcdctl('get', '--prefix', WRITER_PREFIX, '--keys-only', '--consistency=s', '-w', 'json')
+        assert result.rc == 0, explain(result.stderr)
+        present = {base64.b64decode(kv['key']).decode() for kv in json.loads(result.stdout).get('kvs', [])}
+        missing = sorted(acked - present)
+        assert not missing, '%s lacks %d acknowledged keys, first %s' % (member.name, len(missing), missing[:5])
+
+
+def member_state(member):
+    """Checksums of the unit, config and binaries, and when etcd started: what a refused run must not change."""
+    files = {path: member.host.file(path).sha256sum if member.host.file(path).exists else None
+             for path in WATCHED_FILES}
+    started = member.host.run('systemctl show etcd -p ActiveEnterTimestampMonotonic -p MainPID').stdout
+    releases = member.host.run('ls /opt/etcd').stdout
+    backups = member.host.run('ls /var/backups/etcd').stdout
+    return dict(files=files, started=started, releases=releases, backups=backups)
+
+
+def skipped_minor(version):
+    """The release two minor versions above `version` (3.5.16 -> 3.7.0)."""
+    major, minor = version.split('.')[:2]
+    return '%s.%d.0' % (major, int(minor) + 2)
+
+
+@pytest.mark.parametrize('step, reason', [
+    ('skip', 'skips a minor version'),
+    ('3.5.1', 'inconsistent data'),
+    ('3.4.23', 'downgrade'),
+])
+def test_unsupported_version_step_is_refused_and_changes_nothing(ansible_runner, members, release, step, reason):
+    # The cluster runs the served release now: skipping a minor version means going two above it.
+    version = skipped_minor(release['version']) if step == 'skip' else step
+    before = {m.name: member_state(m) for m in members}
+    started = time.monotonic()
+    done = subprocess.run(['ansible-playbook', '-i', ansible_runner.inventory_file, 'gatewayops.apisix_ha.upgrade_etcd',
+                           '-e', 'etcd_cluster_version=%s' % version, '-e', 'etcd_cluster_archive_sha256=%s' % ('0' * 64),
+                           '-e', 'etcd_cluster_archive_url=%s' % release['url'].replace(release['version'], version)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+                          env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
+    seconds = time.monotonic() - started
+    assert done.returncode != 0, done.stdout
+    assert 'Refused, nothing was changed' in done.stdout and reason in done.stdout, done.stdout
+    assert 'changed=0' in done.stdout and 'changed=1' not in done.stdout, done.stdout
+    assert seconds < 60, 'the refusal took %.0f s' % seconds
+    assert {m.name: member_state(m) for m in members} == before
