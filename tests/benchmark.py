@@ -82,10 +82,14 @@ class VotingWatch(threading.Thread):
         return None if self.voting_at is None else round(self.voting_at - self.started_at, 2)
 
 
-def wait_healthy(env, timeout=300):
+def wait_all_started_and_healthy(env, members, timeout=300):
+    """Until every one of `members` is listed as started (it has a name) and every endpoint answers healthy:
+    --cluster alone would pass while a re-added member has not started, since it has no client URL yet."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if etcdctl(env, 'endpoint', 'health', '--cluster')[0] == 0:
+        rc, out = etcdctl(env, 'member', 'list', '-w', 'json')
+        started = {m.get('name') for m in json.loads(out).get('members', [])} if rc == 0 else set()
+        if set(members) <= started and etcdctl(env, 'endpoint', 'health', '--cluster')[0] == 0:
             return True
         time.sleep(0.5)
     return False
@@ -102,7 +106,7 @@ def measure_replace(env):
     fail_member(env, 'etcd03')
     started = time.monotonic()
     run('tests/lab/replace_member_by_hand.sh', 'etcd03', 'etcd01', env=env)
-    healthy = wait_healthy(env)
+    healthy = wait_all_started_and_healthy(env, ['etcd01', 'etcd02', 'etcd03'])
     by_hand = time.monotonic() - started
     return {
         'replace_member_yml_seconds': round(playbook, 2),

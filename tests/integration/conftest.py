@@ -136,6 +136,21 @@ def members(etcd_hosts, client_tls):
     return [Member(name, host, client_tls) for name, host in sorted(etcd_hosts.items())]
 
 
+def read_writer_log(path):
+    """The log of tests/lab/writer.py -> (acked {key: value}, failed entries, summary dict or None)."""
+    acked, failed, summary = {}, [], None
+    with open(path) as log:
+        for line in log:
+            entry = json.loads(line)
+            if 'summary' in entry:
+                summary = entry['summary']
+            elif entry.get('acked'):
+                acked[entry['key']] = entry['value']
+            else:
+                failed.append(entry)
+    return acked, failed, summary
+
+
 def wait_for(check, timeout=30.0, interval=0.5):
     """Call check() until it returns a true value or timeout passes; returns its last value."""
     deadline = time.monotonic() + timeout

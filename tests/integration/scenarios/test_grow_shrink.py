@@ -11,25 +11,10 @@ import os
 import pytest
 import testinfra
 
-from conftest import container_name
+from conftest import container_name, read_writer_log
 
 EPHEMERAL = os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY', '')
 ADDED = ['etcd04', 'etcd05']
-
-
-def read_writer_log(path):
-    """-> (acked {key: value}, failed entries, summary dict or None)."""
-    acked, failed, summary = {}, [], None
-    with open(path) as log:
-        for line in log:
-            entry = json.loads(line)
-            if 'summary' in entry:
-                summary = entry['summary']
-            elif entry.get('acked'):
-                acked[entry['key']] = entry['value']
-            else:
-                failed.append(entry)
-    return acked, failed, summary
 
 
 def member_keys(member, prefix):

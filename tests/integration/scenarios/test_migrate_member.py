@@ -1,8 +1,10 @@
-"""Move etcd03 to the spare host etcd04 keeping its ID and data (playbooks/migrate_member.yml, method copy).
+"""Move etcd03 to the spare host etcd04 keeping its ID and data (playbooks/migrate_member.yml, method copy),
+then etcd02 to etcd05 as a fresh member (method replace).
 
-molecule/migrate_member/converge.yml recorded the member list before the move and ran the lab writer through
-it. After the move the member etcd03 runs on the host etcd04; the inventory still lists the host etcd03 in
-`etcd`, so the members are found here by container, not through the `members` fixture.
+molecule/migrate_member/converge.yml recorded the member list before the moves and ran the lab writer through
+them. After the moves the member etcd03 runs on the host etcd04 and the member etcd05 replaces etcd02; the
+inventory still lists the hosts etcd02 and etcd03 in `etcd`, so the members are found here by container, not
+through the `members` fixture.
 """
 
 import base64
@@ -13,11 +15,11 @@ import subprocess
 import pytest
 import testinfra
 
-from conftest import container_name
+from conftest import container_name, read_writer_log
 
 EPHEMERAL = os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY', '')
 # member name -> host it runs on after the move
-PLACEMENT = {'etcd01': 'etcd01', 'etcd02': 'etcd02', 'etcd03': 'etcd04'}
+PLACEMENT = {'etcd01': 'etcd01', 'etcd03': 'etcd04', 'etcd05': 'etcd05'}
 
 
 def host(name):
@@ -53,7 +55,7 @@ def before():
 
 def test_member_keeps_its_id_and_moves_its_peer_url(before):
     after = member_list()
-    assert sorted(after) == ['etcd01', 'etcd02', 'etcd03'], after
+    assert sorted(after) == sorted(PLACEMENT), after
     assert '%016x' % after['etcd03']['ID'] == before['etcd03']['id'], (after['etcd03'], before['etcd03'])
     new_address = read_env(host('etcd04'))['ETCD_ADVERTISE_CLIENT_URLS'].split('//')[1].split(':')[0]
     assert after['etcd03']['peerURLs'] == ['http://%s:2380' % new_address], after['etcd03']
@@ -69,6 +71,17 @@ def test_old_host_stopped_disabled_with_data_kept_aside(before):
     assert old.file('/var/lib/etcd/etcd03.etcd.migrated-%s/member' % before['etcd03']['id']).is_directory
 
 
+def test_replace_method_gives_a_fresh_voting_member_and_retires_the_old_host(before):
+    after = member_list()
+    assert 'etcd02' not in after, after
+    assert not after['etcd05'].get('isLearner'), after['etcd05']
+    assert '%016x' % after['etcd05']['ID'] != before['etcd02']['id']
+    old = host('etcd02').service('etcd')
+    assert not old.is_running and not old.is_enabled
+    new = host('etcd05').service('etcd')
+    assert new.is_running and new.is_enabled
+
+
 def test_new_host_runs_the_member():
     new = host('etcd04')
     assert new.service('etcd').is_running and new.service('etcd').is_enabled
@@ -77,16 +90,7 @@ def test_new_host_runs_the_member():
 
 
 def test_writer_never_failed_and_every_key_is_on_every_member():
-    acked, failed, summary = {}, [], None
-    with open(os.path.join(EPHEMERAL, 'writer.log')) as log:
-        for line in log:
-            entry = json.loads(line)
-            if 'summary' in entry:
-                summary = entry['summary']
-            elif entry.get('acked'):
-                acked[entry['key']] = entry['value']
-            else:
-                failed.append(entry)
+    acked, failed, summary = read_writer_log(os.path.join(EPHEMERAL, 'writer.log'))
     assert summary is not None and summary['failed'] == 0 and not failed, (summary, failed[:5])
     assert len(acked) > 20, summary
     for name, on in sorted(PLACEMENT.items()):
@@ -109,15 +113,15 @@ def test_hashkv_equal_on_every_member():
 
 
 def test_moving_onto_a_host_running_etcd_with_other_data_is_refused():
-    """etcd04 now runs etcd03: moving etcd02 there must be refused before anything changes."""
+    """etcd04 now runs etcd03: moving etcd01 there must be refused before anything changes."""
     listing = member_list()
     # The inventory directory: Molecule's generated file plus the lab inventory linked next to it (the groups).
     inventory = os.path.dirname(os.environ['MOLECULE_INVENTORY_FILE'])
     playbook = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'playbooks', 'migrate_member.yml')
-    done = subprocess.run(['ansible-playbook', '-i', inventory, playbook, '-e', 'member=etcd02', '-e', 'new_host=etcd04'],
+    done = subprocess.run(['ansible-playbook', '-i', inventory, playbook, '-e', 'member=etcd01', '-e', 'new_host=etcd04'],
                           env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     assert done.returncode != 0, done.stdout[-3000:]
-    assert 'cannot take etcd02' in done.stdout and 'Nothing was changed' in done.stdout, done.stdout[-3000:]
+    assert 'cannot take etcd01' in done.stdout and 'Nothing was changed' in done.stdout, done.stdout[-3000:]
     assert member_list() == listing
-    assert host('etcd02').service('etcd').is_running and host('etcd02').service('etcd').is_enabled
+    assert host('etcd01').service('etcd').is_running and host('etcd01').service('etcd').is_enabled
     assert host('etcd04').service('etcd').is_running
