@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 import testinfra
+import yaml
 
 from conftest import container_name, read_writer_log
 
@@ -112,13 +113,31 @@ def test_hashkv_equal_on_every_member():
     assert len(set(hashes.values())) == 1, hashes
 
 
-def test_moving_onto_a_host_running_etcd_with_other_data_is_refused():
+def inventory_after_the_moves(directory):
+    """The lab inventory edited as migrate_member.yml tells the operator: the new hosts in `etcd` (etcd04 under
+    the member name etcd03), the retired ones back in `etcd_spare`."""
+    lab = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'inventory', 'lab', 'hosts.yml')
+    with open(lab) as source:
+        inventory = yaml.safe_load(source)
+    groups = inventory['all']['children']
+    etcd, spare = groups['etcd']['hosts'], groups['etcd_spare']['hosts']
+    for retired in ('etcd02', 'etcd03'):
+        spare[retired] = etcd.pop(retired)
+    for moved_to in ('etcd04', 'etcd05'):
+        etcd[moved_to] = spare.pop(moved_to)
+    etcd['etcd04']['etcd_cluster_member_name'] = 'etcd03'
+    path = os.path.join(str(directory), 'hosts.yml')
+    with open(path, 'w') as target:
+        yaml.safe_dump(inventory, target)
+    return path
+
+
+def test_moving_onto_a_host_running_etcd_with_other_data_is_refused(tmp_path):
     """etcd04 now runs etcd03: moving etcd01 there must be refused before anything changes."""
     listing = member_list()
-    # The inventory directory: Molecule's generated file plus the lab inventory linked next to it (the groups).
-    inventory = os.path.dirname(os.environ['MOLECULE_INVENTORY_FILE'])
     playbook = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'playbooks', 'migrate_member.yml')
-    done = subprocess.run(['ansible-playbook', '-i', inventory, playbook, '-e', 'member=etcd01', '-e', 'new_host=etcd04'],
+    done = subprocess.run(['ansible-playbook', '-i', inventory_after_the_moves(tmp_path), playbook,
+                           '-e', 'member=etcd01', '-e', 'new_host=etcd04'],
                           env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     assert done.returncode != 0, done.stdout[-3000:]
     assert 'cannot take etcd01' in done.stdout and 'Nothing was changed' in done.stdout, done.stdout[-3000:]
