@@ -1,12 +1,18 @@
 """Benchmark command: times the collection's playbooks on fresh lab containers and prints JSON.
 
-usage: python3 tests/benchmark.py [--distro bookworm|trixie] [--keep] [--skip-replace]
+usage: python3 tests/benchmark.py [--distro bookworm|trixie] [--keep] [--skip-replace] [--skip-snapshot]
+                                  [--skip-failover]
 
 Figures: wall time of playbooks/site.yml on fresh containers, wall time of the idempotent re-run, their ratio,
 and how many tasks the re-run changed (0 expected); then, with etcd03 failed (SIGKILL, data dir wiped):
 replace_member.yml's wall time and the time from its start until the new etcd03 is a started voting member,
 against the runbook's manual steps (tests/lab/replace_member_by_hand.sh) timed in the same run until the cluster
-is healthy again. Timings are reported, never asserted.
+is healthy again. Then, with 100,000 keys written: snapshot save+verify with the etcd_snapshot module (an ad-hoc
+`ansible` run, as an operator would) against a bare `etcdctl snapshot save` of the same keyspace, and their ratio.
+Last, with etcd02 and etcd03 killed: the failover RTO (seconds from the start of failover.yml to the first write
+acknowledged through the front on gw01, tried every 0.2 s), the emergency node's staleness at the switch
+(failover.json switched_epoch - state.json snapshot_taken_epoch), and failback.yml's wall time once they are back.
+Timings are reported, never asserted.
 """
 
 import argparse
@@ -17,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -116,11 +123,104 @@ def measure_replace(env):
     }
 
 
+SNAPSHOT_KEYS = 100000
+
+# Runs inside etcd01: puts through the JSON gateway, 100 per transaction (etcd allows 128 operations per txn).
+FILL_KEYS = r"""
+import base64, json, sys, urllib.request
+url, count = sys.argv[1], int(sys.argv[2])
+b64 = lambda text: base64.b64encode(text.encode()).decode()
+for start in range(0, count, 100):
+    ops = [{'requestPut': {'key': b64('/apisix/routes/%06d' % n),
+                           'value': b64(json.dumps({'id': str(n), 'uri': '/bench/%d' % n, 'upstream_id': '1'}))}}
+           for n in range(start, min(start + 100, count))]
+    request = urllib.request.Request(url + '/v3/kv/txn', json.dumps({'success': ops}).encode(),
+                                     {'Content-Type': 'application/json'})
+    urllib.request.urlopen(request, timeout=30).read()
+"""
+
+
+def measure_snapshot(env):
+    """etcd_snapshot state=saved (save + verify) against a bare etcdctl snapshot save, same keyspace, same run."""
+    url = subprocess.check_output(['docker', 'exec', container('etcd01'), 'sh', '-c',
+                                   '. /etc/etcd/etcd.conf; echo ${ETCD_ADVERTISE_CLIENT_URLS%%,*}'], env=env,
+                                  text=True).strip()
+    run('docker', 'exec', container('etcd01'), 'python3', '-c', FILL_KEYS, url, str(SNAPSHOT_KEYS), env=env)
+    bare = run('docker', 'exec', container('etcd01'), 'sh', '-c',
+               'ETCDCTL_API=3 etcdctl --endpoints %s snapshot save /var/tmp/bench-bare.db' % url, env=env)[0]
+    module, output = run('ansible', 'etcd01', '-m', 'gatewayops.apisix_ha.etcd_snapshot', '-a',
+                         json.dumps(dict(state='saved', path='/var/tmp/bench-module.db', endpoints=[url])), env=env)
+    keys = re.search(r'"?total_keys"?: (\d+)', output)
+    size = re.search(r'(?m)^\s*"?size"?: (\d+)', output)
+    run('docker', 'exec', container('etcd01'), 'rm', '-f', '/var/tmp/bench-bare.db', '/var/tmp/bench-module.db',
+        env=env)
+    return {
+        'snapshot_keys_written': SNAPSHOT_KEYS,
+        'snapshot_total_keys': int(keys.group(1)) if keys else None,
+        'snapshot_bytes': int(size.group(1)) if size else None,
+        'etcd_snapshot_save_verify_seconds': round(module, 2),
+        'bare_etcdctl_snapshot_save_seconds': round(bare, 2),
+        'etcd_snapshot_to_bare_ratio': round(module / bare, 3),
+    }
+
+
+def front_put(url):
+    """One put through the etcd front; True when acknowledged."""
+    body = json.dumps({'key': 'L2dhdGV3YXlvcHMtYmVuY2gvcnRv', 'value': 'eA=='}).encode()  # /gatewayops-bench/rto
+    request = urllib.request.Request(url + '/v3/kv/put', body, {'Content-Type': 'application/json'})
+    try:
+        return 'header' in json.loads(urllib.request.urlopen(request, timeout=2).read())
+    except (OSError, ValueError):
+        return False
+
+
+def emergency_json(env, name):
+    return json.loads(subprocess.check_output(['docker', 'exec', container('etcd-single'), 'cat',
+                                               '/var/lib/etcd-emergency/' + name], env=env, text=True))
+
+
+def measure_failover(env):
+    """Two members killed, failover.yml timed until the first write through the front; then failback.yml."""
+    address = subprocess.check_output(['docker', 'exec', container('gw01'), 'hostname', '-I'], env=env,
+                                      text=True).split()[0]
+    front = 'http://%s:2379' % address
+    for name in ('etcd02', 'etcd03'):
+        subprocess.run(['docker', 'exec', container(name), 'sh', '-c', 'systemctl kill -s KILL etcd; systemctl stop etcd'],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+    started = time.monotonic()
+    first_write = []
+
+    def probe():
+        while not first_write and time.monotonic() - started < 600:
+            if front_put(front):
+                first_write.append(time.monotonic())
+            time.sleep(0.2)
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    playbook = run('ansible-playbook', 'playbooks/failover.yml', env=env)[0]
+    prober.join(timeout=60)
+    marker, state = emergency_json(env, 'failover.json'), emergency_json(env, 'state.json')
+    for name in ('etcd02', 'etcd03'):
+        subprocess.run(['docker', 'exec', container(name), 'systemctl', 'start', '--no-block', 'etcd'], env=env,
+                       check=True)
+    wait_all_started_and_healthy(env, ['etcd01', 'etcd02', 'etcd03'])
+    failback = run('ansible-playbook', 'playbooks/failback.yml', env=env)[0]
+    return {
+        'failover_yml_seconds': round(playbook, 2),
+        'failover_rto_seconds': round(first_write[0] - started, 2) if first_write else None,
+        'emergency_staleness_at_switch_seconds': round(marker['switched_epoch'] - state['snapshot_taken_epoch'], 2),
+        'failback_yml_seconds': round(failback, 2),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--distro', default=os.environ.get('LAB_DISTRO', 'bookworm'), choices=['bookworm', 'trixie'])
     parser.add_argument('--keep', action='store_true', help='leave the lab running afterwards')
     parser.add_argument('--skip-replace', action='store_true', help='only time site.yml')
+    parser.add_argument('--skip-snapshot', action='store_true', help='no snapshot save+verify figures')
+    parser.add_argument('--skip-failover', action='store_true', help='no failover RTO / staleness figures')
     options = parser.parse_args()
 
     subprocess.run([os.path.join(REPO, 'tests/lab/bootstrap.sh')], check=True, stdout=sys.stderr,
@@ -136,6 +236,8 @@ def main():
         fresh = run('ansible-playbook', 'playbooks/site.yml', env=env)[0]
         rerun, rerun_output = run('ansible-playbook', 'playbooks/site.yml', env=env)
         replace = {} if options.skip_replace else measure_replace(env)
+        snapshot = {} if options.skip_snapshot else measure_snapshot(env)
+        failover = {} if options.skip_failover else measure_failover(env)
     finally:
         if not options.keep:
             run('ansible-playbook', 'tests/lab/destroy.yml', env=env)
@@ -147,6 +249,8 @@ def main():
         'rerun_to_fresh_ratio': round(rerun / fresh, 3),
         'rerun_changed_tasks': changed_tasks(rerun_output),
         **replace,
+        **snapshot,
+        **failover,
     }, indent=2))
 
 

@@ -221,6 +221,13 @@ def normalize_kv(kv):
     )
 
 
+def normalize_range(answer):
+    """Range answer (also a txn's response_range) -> dict(header, kvs, count:int, more:bool)."""
+    return dict(header=normalize_header(answer.get('header')),
+                kvs=[normalize_kv(kv) for kv in answer.get('kvs') or []],
+                count=_int(answer.get('count')), more=bool(answer.get('more', False)))
+
+
 def _describe_transport_error(exc):
     """Short text for a transport exception, and whether it is a TLS problem."""
     reason = getattr(exc, 'reason', None)
@@ -428,6 +435,93 @@ class EtcdClient(object):
         """Authenticate now (otherwise done lazily on the first request). Returns the token."""
         return self._authenticate(self.endpoints)
 
+    def forget_token(self):
+        """Drop the token (and the 'authentication is not enabled' mark): the next request authenticates again.
+        Needed after authentication was switched on, or after the password of ``user`` changed."""
+        self._token = None
+
+    # -- auth (RBAC) ---------------------------------------------------------------------------
+    # Every call below needs the root role once authentication is on (etcd answers 'permission denied').
+
+    def check_password(self, name, password):
+        """Whether etcd accepts ``name``/``password`` (POST /v3/auth/authenticate, the token is thrown away).
+        -> True, False (etcd says 'authentication failed'), or None when authentication is not enabled: etcd
+        checks no password then."""
+        try:
+            self._request('/v3/auth/authenticate', dict(name=name, password=password or ''), auth=False)
+        except EtcdAuthError as e:
+            text = e.grpc_message or ''
+            if 'authentication is not enabled' in text:
+                return None
+            if 'authentication failed' in text:
+                return False
+            raise
+        return True
+
+    def auth_enable(self):
+        """Switch authentication on (etcd refuses unless user root exists and has the root role)."""
+        return normalize_header(self._request('/v3/auth/enable', {}).get('header'))
+
+    def auth_disable(self):
+        return normalize_header(self._request('/v3/auth/disable', {}).get('header'))
+
+    def role_list(self):
+        """-> role names (sorted as etcd gives them)."""
+        return list(self._request('/v3/auth/role/list', {}).get('roles') or [])
+
+    def role_get(self, name):
+        """-> permissions of role ``name``: list of dict(key: bytes, range_end: bytes (b'' for a single key),
+        type: 'READ'|'WRITE'|'READWRITE'). The gateway leaves out permType READ (the enum's zero value) and an
+        empty range_end."""
+        answer = self._request('/v3/auth/role/get', {'role': name})
+        return [dict(key=base64.b64decode(p.get('key') or ''), range_end=base64.b64decode(p.get('range_end') or ''),
+                     type=p.get('permType') or 'READ')
+                for p in answer.get('perm') or []]
+
+    def role_add(self, name):
+        return normalize_header(self._request('/v3/auth/role/add', {'name': name}).get('header'))
+
+    def role_delete(self, name):
+        return normalize_header(self._request('/v3/auth/role/delete', {'role': name}).get('header'))
+
+    def role_grant(self, name, key, range_end=b'', perm_type='READWRITE'):
+        """Grant (or change the type of) the permission on key..range_end (bytes or text; b'' = that one key)."""
+        perm = {'permType': perm_type, 'key': to_text(base64.b64encode(to_bytes(key)))}
+        if range_end:
+            perm['range_end'] = to_text(base64.b64encode(to_bytes(range_end)))
+        return normalize_header(self._request('/v3/auth/role/grant', {'name': name, 'perm': perm}).get('header'))
+
+    def role_revoke(self, name, key, range_end=b''):
+        body = {'role': name, 'key': to_text(base64.b64encode(to_bytes(key)))}
+        if range_end:
+            body['range_end'] = to_text(base64.b64encode(to_bytes(range_end)))
+        return normalize_header(self._request('/v3/auth/role/revoke', body).get('header'))
+
+    def user_list(self):
+        """-> user names (sorted as etcd gives them)."""
+        return list(self._request('/v3/auth/user/list', {}).get('users') or [])
+
+    def user_get(self, name):
+        """-> role names of user ``name``."""
+        return list(self._request('/v3/auth/user/get', {'name': name}).get('roles') or [])
+
+    def user_add(self, name, password):
+        return normalize_header(self._request('/v3/auth/user/add', {'name': name, 'password': password})
+                                .get('header'))
+
+    def user_delete(self, name):
+        return normalize_header(self._request('/v3/auth/user/delete', {'name': name}).get('header'))
+
+    def user_change_password(self, name, password):
+        return normalize_header(self._request('/v3/auth/user/changepw', {'name': name, 'password': password})
+                                .get('header'))
+
+    def user_grant(self, name, role):
+        return normalize_header(self._request('/v3/auth/user/grant', {'user': name, 'role': role}).get('header'))
+
+    def user_revoke(self, name, role):
+        return normalize_header(self._request('/v3/auth/user/revoke', {'name': name, 'role': role}).get('header'))
+
     # -- cluster -------------------------------------------------------------------------------
 
     def _members_answer(self, answer):
@@ -578,26 +672,21 @@ class EtcdClient(object):
         return dict(header=normalize_header(answer.get('header')), prev_kv=normalize_kv(prev) if prev else None)
 
     def range(self, key, range_end=None, prefix=False, revision=0, limit=0, keys_only=False, serializable=False,
-              endpoints=None):
-        """Range request. prefix=True selects every key starting with ``key``.
+              endpoints=None, min_mod_revision=0):
+        """Range request. prefix=True selects every key starting with ``key``. revision reads the store as it was
+        then (the member answers 'required revision has been compacted' when it no longer can);
+        min_mod_revision keeps only keys modified at or after that revision.
         -> dict(header, kvs=[dict(key, value, create_revision, mod_revision, version, lease)], count:int, more:bool)."""
-        body = {'key': b64encode(key)}
-        if prefix:
-            body['range_end'] = to_text(base64.b64encode(prefix_range_end(key)))
-        elif range_end is not None:
-            body['range_end'] = b64encode(range_end)
-        if revision:
-            body['revision'] = str(int(revision))
+        body = range_request(key, range_end=range_end, prefix=prefix, revision=revision)
+        if min_mod_revision:
+            body['min_mod_revision'] = str(int(min_mod_revision))
         if limit:
             body['limit'] = str(int(limit))
         if keys_only:
             body['keys_only'] = True
         if serializable:
             body['serializable'] = True
-        answer = self._request('/v3/kv/range', body, endpoints=endpoints)
-        return dict(header=normalize_header(answer.get('header')),
-                    kvs=[normalize_kv(kv) for kv in answer.get('kvs') or []],
-                    count=_int(answer.get('count')), more=bool(answer.get('more', False)))
+        return normalize_range(self._request('/v3/kv/range', body, endpoints=endpoints))
 
     def get(self, key):
         """-> kv dict (see range) or None."""
@@ -615,3 +704,63 @@ class EtcdClient(object):
             body['range_end'] = to_text(base64.b64encode(prefix_range_end(key)))
         answer = self._request('/v3/kv/deleterange', body)
         return dict(header=normalize_header(answer.get('header')), deleted=_int(answer.get('deleted')))
+
+    def txn(self, compare=None, success=None, failure=None):
+        """Transaction: when every ``compare`` holds, run the ``success`` ops, else the ``failure`` ops, atomically.
+        compare: txn_compare() dicts; success/failure: txn_put()/txn_delete()/txn_range() dicts (etcd refuses more
+        than --max-txn-ops, 128 by default, ops in one branch).
+        -> dict(header, succeeded:bool, responses=[dict(op='put'|'delete'|'range', header, ...)]): a range response
+        carries kvs/count/more as range() gives them, a delete one ``deleted``."""
+        answer = self._request('/v3/kv/txn', {'compare': list(compare or []), 'success': list(success or []),
+                                              'failure': list(failure or [])})
+        responses = []
+        for item in answer.get('responses') or []:
+            if 'response_range' in item:
+                responses.append(dict(normalize_range(item['response_range']), op='range'))
+            elif 'response_delete_range' in item:
+                r = item['response_delete_range']
+                responses.append(dict(op='delete', header=normalize_header(r.get('header')),
+                                      deleted=_int(r.get('deleted'))))
+            else:
+                r = item.get('response_put') or {}
+                responses.append(dict(op='put', header=normalize_header(r.get('header'))))
+        return dict(header=normalize_header(answer.get('header')), succeeded=bool(answer.get('succeeded', False)),
+                    responses=responses)
+
+
+# ---------------------------------------------------------------------------------------------------
+# request bodies (also the ops of txn())
+# ---------------------------------------------------------------------------------------------------
+
+def range_request(key, range_end=None, prefix=False, revision=0):
+    """Body of a range request (also a txn op's request_range)."""
+    body = {'key': b64encode(key)}
+    if prefix:
+        body['range_end'] = to_text(base64.b64encode(prefix_range_end(key)))
+    elif range_end is not None:
+        body['range_end'] = b64encode(range_end)
+    if revision:
+        body['revision'] = str(int(revision))
+    return body
+
+
+def txn_compare(key, target='MOD', result='EQUAL', value=None):
+    """A txn compare: ``target`` MOD (mod_revision), VERSION, CREATE (create_revision) or VALUE of ``key``
+    ``result`` EQUAL, NOT_EQUAL, GREATER or LESS than ``value``. A key that does not exist has mod_revision,
+    version and create_revision 0 (so MOD EQUAL 0 means: still absent)."""
+    field = dict(MOD='mod_revision', VERSION='version', CREATE='create_revision', VALUE='value')[target]
+    return {'key': b64encode(key), 'target': target, 'result': result,
+            field: b64encode(value) if target == 'VALUE' else str(int(value or 0))}
+
+
+def txn_put(key, value):
+    return {'request_put': {'key': b64encode(key), 'value': b64encode(value)}}
+
+
+def txn_delete(key):
+    return {'request_delete_range': {'key': b64encode(key)}}
+
+
+def txn_range(key, revision=0):
+    """Read one key in a txn (at ``revision`` when given)."""
+    return {'request_range': range_request(key, revision=revision)}

@@ -19,11 +19,13 @@ __metaclass__ = type
 
 import binascii
 import datetime
+import fnmatch
 import hashlib
 import json
 import os
 import stat
 import struct
+import time
 
 
 SHA256_SIZE = 32
@@ -111,6 +113,12 @@ class SnapshotToolNotFoundError(SnapshotToolError):
 
 class SnapshotStatusParseError(SnapshotToolError):
     reason = 'status_unparseable'
+
+
+class SnapshotSpaceError(SnapshotError):
+    """Not enough free disk space for a new snapshot."""
+
+    reason = 'no_space'
 
 
 class SnapshotArgumentError(SnapshotError):
@@ -547,3 +555,105 @@ def replaced_dir_name(data_dir, now=None, exists=os.path.lexists):
         n += 1
         candidate = '%s-%d' % (base, n)
     return candidate
+
+
+# ---------------------------------------------------------------------------------------------------
+# Saving and retention (the etcd_snapshot module and the etcd_cluster role's backup script share these)
+# ---------------------------------------------------------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+def fsync_dir(path):
+    """Make a rename in ``path`` durable; best effort (some filesystems refuse fsync on a directory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def publish(tmp, path):
+    """Give a verified temporary snapshot mode 0600 and rename it to ``path``, durably."""
+    os.chmod(tmp, 0o600)
+    with open(tmp, 'rb') as fh:
+        os.fsync(fh.fileno())
+    os.rename(tmp, path)
+    fsync_dir(os.path.dirname(path) or '.')
+
+
+def free_bytes(directory):
+    """Bytes an unprivileged writer may still use in the filesystem of ``directory``."""
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
+
+
+def check_free_space(directory, db_size, margin_bytes):
+    """A snapshot is about as big as the member's database: refuse unless ``directory`` has more than
+    ``db_size + margin_bytes`` free. -> (free, needed); raises SnapshotSpaceError when short."""
+    free, needed = free_bytes(directory), int(db_size) + int(margin_bytes)
+    if free <= needed:
+        raise SnapshotSpaceError(
+            'not enough free space in %s for a snapshot: %d MiB free, %d MiB needed (the database is %d MiB, '
+            'plus a margin of %d MiB)' % (directory, free // MIB, -(-needed // MIB), -(-int(db_size) // MIB),
+                                          int(margin_bytes) // MIB), directory)
+    return free, needed
+
+
+def parse_endpoint_db_size(output):
+    """dbSize from ``etcdctl endpoint status -w json`` (a list with one entry per endpoint)."""
+    try:
+        doc = json.loads((output or '').strip().splitlines()[-1])
+        return int(doc[0]['Status']['dbSize'])
+    except (ValueError, IndexError, KeyError, TypeError):
+        raise SnapshotStatusParseError('no dbSize in the output of "endpoint status": %r' % (output or '')[:500])
+
+
+def plan_retention(directory, pattern, keep_newest=None, keep_days=None, keep=(), now=None):
+    """Which snapshot files of ``directory`` retention removes. -> (kept, removed), paths, newest first.
+
+    Candidates are the regular files (no links, no directories) whose name matches the glob ``pattern`` and does
+    not start with a dot (a save in progress writes a dot-file). ``keep``, the snapshot just taken, is always
+    kept and counts among the newest even when it does not exist yet (check mode). A file is kept when either
+    rule keeps it: one of the ``keep_newest`` newest (modification time), or younger than ``keep_days`` days. With
+    neither rule set nothing is removed.
+    """
+    if not keep_newest and not keep_days:
+        return [], []
+    now = time.time() if now is None else now
+    keep_paths = set(os.path.abspath(p) for p in keep)
+    entries = []
+    for name in os.listdir(directory):
+        full = os.path.join(directory, name)
+        if name.startswith('.') or not fnmatch.fnmatchcase(name, pattern) or os.path.abspath(full) in keep_paths:
+            continue
+        try:
+            st = os.lstat(full)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            entries.append((st.st_mtime, name, full))
+    entries.sort(reverse=True)
+    slots = max(0, int(keep_newest) - len(keep_paths)) if keep_newest else 0
+    kept, removed = [], []
+    for index, (mtime, _name, full) in enumerate(entries):
+        young = bool(keep_days) and now - mtime < float(keep_days) * 86400
+        (kept if index < slots or young else removed).append(full)
+    return kept, removed
+
+
+def remove_files(paths):
+    """Unlink ``paths``. -> (removed, errors) where errors are 'path: reason' strings."""
+    removed, errors = [], []
+    for path in paths:
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except OSError as exc:
+            errors.append('%s: %s' % (path, exc.strerror or exc))
+    return removed, errors

@@ -28,6 +28,13 @@ description:
   - O(state=saved) takes a snapshot from the first of O(endpoints) that answers with C(etcdctl snapshot save),
     into a temporary file in the directory of O(path), verifies it and renames it to O(path). A half-written
     or corrupt file never appears under O(path). An existing O(path) is kept unless O(force=true).
+  - Before saving, the free space of the directory of O(path) must exceed the database size the endpoint reports
+    in its maintenance status plus O(free_space_margin_mb); otherwise nothing is taken.
+  - With O(keep_newest) and/or O(keep_days), older snapshots of the directory of O(path) whose names match
+    O(retention_pattern) are removed, but only after the new snapshot was saved, verified and renamed into place;
+    a failed save never removes anything, and the new file is never removed. In check mode the removals are only
+    planned (RV(removed), RV(actions)).
+  - An empty O(path) is refused for every state.
   - E(ETCDCTL_*) and E(ETCDUTL_*) variables of the managed host's environment are ignored (removed before
     the tools run), so they cannot redirect or break the commands.
 author:
@@ -131,9 +138,34 @@ options:
         C(/opt/etcd/bin) are searched. C(etcdutl) is preferred for status and restore; C(etcdctl) is always
         used for saving.
     type: path
+  keep_newest:
+    description:
+      - For O(state=saved), keep the N newest snapshots (by modification time) matching O(retention_pattern),
+        the new one included.
+      - With O(keep_days) too, a file is kept when either rule keeps it.
+    type: int
+  keep_days:
+    description:
+      - For O(state=saved), keep the snapshots matching O(retention_pattern) modified less than N days ago.
+      - With O(keep_newest) too, a file is kept when either rule keeps it.
+    type: int
+  retention_pattern:
+    description:
+      - Glob of the file names (in the directory of O(path), no C(/)) that retention may remove, for example
+        V(etcd-*.db). It must match the name of O(path), so that only the series the task writes is pruned.
+        Files whose name starts with a dot (saves in progress), links and directories are never touched.
+      - Required with O(keep_newest) or O(keep_days).
+    type: str
+  free_space_margin_mb:
+    description:
+      - For O(state=saved), MiB that must remain free in the directory of O(path) beyond the endpoint's database
+        size (C(dbSize) of its maintenance status), checked before the snapshot is taken.
+    type: int
+    default: 64
 notes:
   - O(endpoints), O(ca_cert), O(client_cert), O(client_key), O(validate_certs), O(user), O(password) and
-    O(timeout) are only used by O(state=saved). O(timeout) becomes C(etcdctl --dial-timeout); the save itself
+    O(timeout) are only used by O(state=saved), by C(etcdctl snapshot save) and, for the database size, by the
+    maintenance status request on the JSON gateway. O(timeout) becomes C(etcdctl --dial-timeout); the save itself
     is not time-limited. O(password) is passed to C(etcdctl) in the environment (E(ETCDCTL_PASSWORD)), never on
     its command line.
   - The C(hash) returned is the bbolt content hash printed by C(snapshot status), not the file's sha256.
@@ -168,6 +200,21 @@ EXAMPLES = r"""
     client_key: /etc/etcd/pki/client.key
     owner: etcd
     group: etcd
+
+- name: Nightly-style backup - keep a week of snapshots, and at least the 3 newest
+  gatewayops.apisix_ha.etcd_snapshot:
+    state: saved
+    path: "/var/backups/etcd/etcd-{{ now(utc=true, fmt='%Y%m%dT%H%M%SZ') }}.db"
+    endpoints:
+      - http://10.250.77.11:2379
+    retention_pattern: etcd-*.db
+    keep_days: 7
+    keep_newest: 3
+  register: backup
+
+- name: Show what retention removed
+  ansible.builtin.debug:
+    var: backup.removed
 
 - name: Seed a member's data dir from a snapshot, once (later runs report ok)
   gatewayops.apisix_ha.etcd_snapshot:
@@ -291,8 +338,27 @@ endpoint:
   returned: O(state=saved), when a snapshot was taken
   type: str
   sample: https://10.250.77.11:2379
+removed:
+  description:
+    - Older snapshots retention removed (in check mode, would remove), newest first.
+  returned: O(state=saved), with O(keep_newest) or O(keep_days), when a snapshot was (or would be) taken
+  type: list
+  elements: str
+  sample:
+    - /var/backups/etcd/etcd-20260220T041000Z.db
+db_size:
+  description: Database size (bytes) the endpoint reported before the save, used for the free-space check.
+  returned: O(state=saved), when the free space was checked
+  type: int
+  sample: 20480
+free_bytes:
+  description: Free bytes in the directory of O(path) before the save.
+  returned: O(state=saved), when the free space was checked
+  type: int
+  sample: 10737418240
 """
 
+import fnmatch
 import grp
 import os
 import pwd
@@ -300,23 +366,30 @@ import shlex
 import shutil
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module import ETCD_COMMON_ARGUMENT_SPEC
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_client import EtcdError
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module import EtcdModule
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_snapshot_file import (
     DATA_DIR_ABSENT,
     DATA_DIR_INITIALISED,
     DATA_DIR_NOT_A_DIR,
     DATA_DIR_OTHER,
+    MIB,
     SnapshotArgumentError,
     SnapshotError,
     SnapshotIntegrityError,
+    SnapshotSpaceError,
     SnapshotTools,
+    check_free_space,
     check_member_arguments,
     check_snapshot,
     data_dir_state,
+    fsync_dir,
     parse_status,
+    plan_retention,
+    publish,
+    remove_files,
     replaced_dir_name,
     restored_layout_ok,
     tool_environ_drop,
@@ -339,19 +412,6 @@ def _cmdline(argv):
 def _last_line(text, rc):
     lines = [line for line in (text or '').strip().splitlines() if line.strip()]
     return lines[-1] if lines else 'rc=%d' % rc
-
-
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class EtcdSnapshot(object):
@@ -553,7 +613,7 @@ class EtcdSnapshot(object):
                 os.rename(staged, data_dir)
             self.result['changed'] = True
             self.actions.append('renamed %s to %s' % (staged, data_dir))
-            _fsync_dir(parent)
+            fsync_dir(parent)
         finally:
             shutil.rmtree(staging_root, ignore_errors=True)
 
@@ -573,6 +633,7 @@ class EtcdSnapshot(object):
             raise SnapshotFailure('the directory of %s does not exist (%s)' % (path, dest_dir))
         if os.path.isdir(path):
             raise SnapshotFailure('path %s is a directory; give the snapshot file name' % path)
+        self.check_retention_options(base)
         uid, gid = self.resolve_owner()
         self.tools.require_etcdctl(p['bin_dir'])
         self.tools.require_offline(p['bin_dir'])
@@ -597,14 +658,18 @@ class EtcdSnapshot(object):
 
         if self.check_mode:
             self.result['changed'] = True
+            self.preview_space(dest_dir)
             self.would('take a snapshot with %s snapshot save from the first answering endpoint of %s into a '
                        'temporary file in %s' % (self.tools.etcdctl, ', '.join(p['endpoints']), dest_dir))
             self.would('verify the temporary file (integrity trailer, snapshot status)')
             if uid != -1 or gid != -1:
                 self.would('change ownership of it to %s:%s' % (p['owner'] or '-', p['group'] or '-'))
             self.would('rename it to %s%s' % (path, ' (replacing the existing file)' if exists else ''))
-            self.result['msg'] = 'would save a snapshot from %s to %s' % (', '.join(p['endpoints']), path)
-            self.set_diff(before, dict(path=path, state='present', snapshot='new, from %s' % ', '.join(p['endpoints'])))
+            removed = self.apply_retention(path, dest_dir)
+            self.result['msg'] = 'would save a snapshot from %s to %s%s' % (
+                ', '.join(p['endpoints']), path, (' and remove %d older snapshots' % len(removed)) if removed else '')
+            self.set_diff(before, dict(path=path, state='present', snapshot='new, from %s' % ', '.join(p['endpoints']),
+                                       removed=removed))
             return
 
         fd, tmp = tempfile.mkstemp(prefix='.%s.' % base, suffix='.tmp', dir=dest_dir)
@@ -619,23 +684,96 @@ class EtcdSnapshot(object):
                     endpoint, path, exc.msg)
                 raise
             self.result.update(info)
-            os.chmod(tmp, 0o600)
             self.apply_owner(tmp, uid, gid, recursive=False)
-            with open(tmp, 'rb') as fh:
-                os.fsync(fh.fileno())
-            os.rename(tmp, path)
+            publish(tmp, path)
             self.result['changed'] = True
             self.actions.append('renamed %s to %s' % (tmp, path))
-            _fsync_dir(dest_dir)
         finally:
             for leftover in (tmp, tmp + '.part'):
                 if os.path.lexists(leftover):
                     os.unlink(leftover)
-        # Retention (pruning older snapshots beside path) belongs here, after the new file is in place.
-        self.result['msg'] = 'saved a snapshot from %s to %s: revision %d, %d keys, sha256 %s' % (
-            endpoint, path, info['revision'], info['total_keys'], info['sha256'])
+        # Only now, with the new snapshot verified and in place, may older ones go.
+        removed = self.apply_retention(path, dest_dir)
+        self.result['msg'] = 'saved a snapshot from %s to %s: revision %d, %d keys, sha256 %s%s' % (
+            endpoint, path, info['revision'], info['total_keys'], info['sha256'],
+            ('; removed %d older snapshots' % len(removed)) if removed else '')
         self.set_diff(before, dict(path=path, state='present', sha256=info['sha256'], revision=info['revision'],
-                                   endpoint=endpoint))
+                                   endpoint=endpoint, removed=removed))
+
+    # -- saved: free space and retention ----------------------------------------------------------
+
+    def check_retention_options(self, base):
+        """Bad retention settings are refused before anything is taken or removed."""
+        p = self.params
+        if p['keep_newest'] is None and p['keep_days'] is None:
+            return
+        pattern = p['retention_pattern']
+        problems = []
+        if p['keep_newest'] is not None and p['keep_newest'] < 1:
+            problems.append('keep_newest must be 1 or more (the new snapshot is one of them)')
+        if p['keep_days'] is not None and p['keep_days'] < 1:
+            problems.append('keep_days must be 1 or more')
+        if not pattern or os.sep in pattern:
+            problems.append('retention_pattern must be a file name glob without %r, such as etcd-*.db' % os.sep)
+        elif not fnmatch.fnmatchcase(base, pattern):
+            problems.append('retention_pattern %r does not match the new snapshot %r: it would prune other files '
+                            'than the series this task writes' % (pattern, base))
+        if problems:
+            raise SnapshotFailure('%s. Nothing was changed.' % '; '.join(problems))
+
+    def apply_retention(self, path, dest_dir):
+        """Remove (check mode: plan) the older snapshots retention does not keep; -> their paths."""
+        p = self.params
+        if p['keep_newest'] is None and p['keep_days'] is None:
+            return []
+        _kept, removed = plan_retention(dest_dir, p['retention_pattern'], keep_newest=p['keep_newest'],
+                                        keep_days=p['keep_days'], keep=[path])
+        rules = ' or '.join(rule for rule in (
+            ('one of the %d newest' % p['keep_newest']) if p['keep_newest'] else '',
+            ('younger than %d days' % p['keep_days']) if p['keep_days'] else '') if rule)
+        self.result['removed'] = removed
+        if self.check_mode:
+            for old in removed:
+                self.would('remove %s (retention keeps files matching %s that are %s)'
+                           % (old, p['retention_pattern'], rules))
+            return removed
+        done, errors = remove_files(removed)
+        self.result['removed'] = done
+        for old in done:
+            self.actions.append('removed %s (retention keeps files matching %s that are %s)'
+                                % (old, p['retention_pattern'], rules))
+        if errors:
+            raise SnapshotFailure('saved %s, but retention could not remove: %s' % (path, '; '.join(errors)))
+        return done
+
+    def db_size(self, endpoint):
+        """Database size in the endpoint's maintenance status (JSON gateway)."""
+        return self.module.make_client(endpoints=[endpoint]).status(endpoint)['db_size']
+
+    def check_space(self, directory, db_size, endpoint):
+        margin = self.params['free_space_margin_mb'] * MIB
+        try:
+            free, needed = check_free_space(directory, db_size, margin)
+        except SnapshotSpaceError as exc:
+            raise SnapshotFailure('%s, read from the status of %s. Refusing to take a snapshot. Nothing was changed.'
+                                  % (to_native(exc), endpoint), db_size=db_size, error=exc.reason)
+        self.result.update(db_size=db_size, free_bytes=free)
+        self.actions.append('checked free space in %s: %d MiB free, more than the %d MiB needed (database of %s: '
+                            '%d bytes, margin %d MiB)' % (directory, free // MIB, -(-needed // MIB), endpoint, db_size,
+                                                          self.params['free_space_margin_mb']))
+
+    def preview_space(self, directory):
+        """Check mode: the free-space check against the first endpoint whose status answers (read only)."""
+        errors = []
+        for endpoint in self.params['endpoints']:
+            try:
+                size = self.db_size(endpoint)
+            except EtcdError as exc:
+                errors.append('%s: %s' % (endpoint, to_native(exc)))
+                continue
+            return self.check_space(directory, size, endpoint)
+        self.would('check the free space in %s against the database size (no endpoint answered now: %s)'
+                   % (directory, '; '.join(errors)))
 
     def save_from_first_endpoint(self, tmp):
         """Probe the endpoints in order; save from the first that answers (the next one if the save fails)."""
@@ -650,6 +788,13 @@ class EtcdSnapshot(object):
                 errors.append('%s: %s' % (endpoint, _last_line(err or out, rc)))
                 self.actions.append('%s: endpoint status failed (rc=%d), not used' % (endpoint, rc))
                 continue
+            try:
+                size = self.db_size(endpoint)
+            except EtcdError as exc:
+                errors.append('%s: %s' % (endpoint, to_native(exc)))
+                self.actions.append('%s: maintenance status failed, not used' % endpoint)
+                continue
+            self.check_space(os.path.dirname(tmp), size, endpoint)
             rc, out, err = self.run(self.tools.save_argv(tmp, endpoint, **connection), environ_update=env)
             if rc == 0:
                 return endpoint
@@ -664,13 +809,14 @@ class EtcdSnapshot(object):
             self.result['diff'] = dict(before=before, after=after)
 
     def run_state(self):
+        if not (self.params['path'] or '').strip():
+            raise SnapshotFailure('path is empty: name the snapshot file. Nothing was changed.')
         getattr(self, 'state_%s' % self.params['state'])()
         return self.result
 
 
 def main():
-    argument_spec = dict(ETCD_COMMON_ARGUMENT_SPEC)
-    argument_spec.update(
+    argument_spec = dict(
         state=dict(type='str', default='verified', choices=['verified', 'restored', 'saved']),
         path=dict(type='path', required=True),
         data_dir=dict(type='path'),
@@ -683,14 +829,19 @@ def main():
         force=dict(type='bool', default=False),
         read_status=dict(type='bool', default=True),
         bin_dir=dict(type='path'),
+        keep_newest=dict(type='int'),
+        keep_days=dict(type='int'),
+        retention_pattern=dict(type='str'),
+        free_space_margin_mb=dict(type='int', default=64),
     )
-    module = AnsibleModule(
+    module = EtcdModule(
         argument_spec=argument_spec,
         required_if=[
             ('state', 'restored', ('data_dir', 'name', 'initial_cluster', 'initial_cluster_token',
                                    'initial_advertise_peer_urls')),
         ],
         required_together=[('user', 'password')],
+        required_by=dict(keep_newest='retention_pattern', keep_days='retention_pattern'),
         supports_check_mode=True,
     )
     for name in tool_environ_drop():

@@ -12,7 +12,7 @@ suites=("$@")
 
 # What goes into every image. Changing this list (or this file) rebuilds the images.
 base_packages=systemd,systemd-sysv,dbus,python3,iproute2,procps,ca-certificates,curl,tar,gzip,openssl
-extra_packages=(etcd-server etcd-client nginx python3-etcd3 lua5.1 luajit)
+extra_packages=(etcd-server etcd-client nginx python3-etcd3 python3-yaml lua5.1 luajit lua-cjson)
 recipe_sha=$(sha256sum "$0" | cut -c1-16)
 
 mirror() {

@@ -388,3 +388,75 @@ def test_invalid_endpoint():
     with pytest.raises(ec.EtcdError):
         ec.EtcdClient(['ftp://x:1'])
     assert ec.EtcdClient(['127.0.0.1:2379/']).endpoints == ['http://127.0.0.1:2379']
+
+
+# -- range at a revision, txn (fixtures carry_*, recorded from single-node etcds on 26379/26479) ------------------
+
+SRC, DST = 'http://127.0.0.1:26379', 'http://127.0.0.1:26479'
+
+
+def test_range_at_revision_with_min_mod_revision(gateway):
+    gateway.route(SRC, '/v3/kv/range', 'carry_src_changed')
+    answer = client(SRC).range('/apisix/', prefix=True, revision=8, min_mod_revision=5)
+    assert gateway.calls[0]['body'] == {'key': 'L2FwaXNpeC8=', 'range_end': 'L2FwaXNpeDA=', 'revision': '8',
+                                        'min_mod_revision': '5'}
+    assert answer['header']['revision'] == 8
+    assert [(kv['key'], kv['mod_revision'], kv['lease'] > 0) for kv in answer['kvs']] == [
+        ('/apisix/data_plane/server_info/x', 8, True), ('/apisix/routes/1', 5, False), ('/apisix/routes/4', 6, False)]
+
+
+def test_range_compacted_and_future_revisions_are_final_errors(gateway):
+    gateway.route(SRC, '/v3/kv/range', ['carry_src_compacted', 'carry_src_future'])
+    for expected in ('required revision has been compacted', 'required revision is a future revision'):
+        with pytest.raises(ec.EtcdApiError) as exc:
+            client(SRC, M2).range('/apisix/', prefix=True, revision=4)
+        assert exc.value.code == 11 and expected in exc.value.grpc_message
+    assert [c['endpoint'] for c in gateway.calls] == [SRC, SRC]
+
+
+def test_txn_of_ranges(gateway):
+    gateway.route(DST, '/v3/kv/txn', 'carry_dst_read')
+    answer = client(DST).txn(success=[ec.txn_range('/apisix/routes/1'), ec.txn_range('/apisix/routes/4', revision=3)])
+    assert gateway.calls[0]['body'] == {'compare': [], 'failure': [], 'success': [
+        {'request_range': {'key': 'L2FwaXNpeC9yb3V0ZXMvMQ=='}},
+        {'request_range': {'key': 'L2FwaXNpeC9yb3V0ZXMvNA==', 'revision': '3'}}]}
+    assert answer['succeeded'] is True and answer['header']['revision'] == 4
+    assert [r['op'] for r in answer['responses']] == ['range', 'range', 'range']
+    assert answer['responses'][0]['kvs'][0]['value'] == '{"uri":"/a"}'
+    assert answer['responses'][2]['kvs'] == [] and answer['responses'][2]['count'] == 0
+
+
+def test_txn_write_succeeded(gateway):
+    gateway.route(DST, '/v3/kv/txn', 'carry_dst_write')
+    answer = client(DST).txn(compare=[ec.txn_compare('/apisix/routes/4', 'MOD', 'EQUAL', 0)],
+                             success=[ec.txn_put('/apisix/routes/4', '{"uri":"/d"}'), ec.txn_delete('/apisix/routes/3')])
+    body = gateway.calls[0]['body']
+    assert body['compare'] == [{'key': 'L2FwaXNpeC9yb3V0ZXMvNA==', 'target': 'MOD', 'result': 'EQUAL',
+                                'mod_revision': '0'}]
+    assert body['success'] == [{'request_put': {'key': 'L2FwaXNpeC9yb3V0ZXMvNA==', 'value': 'eyJ1cmkiOiIvZCJ9'}},
+                               {'request_delete_range': {'key': 'L2FwaXNpeC9yb3V0ZXMvMw=='}}]
+    assert answer['succeeded'] is True
+    assert [r['op'] for r in answer['responses']] == ['put', 'delete', 'put']
+    assert answer['responses'][1]['deleted'] == 1 and answer['responses'][0]['header']['revision'] == 7
+
+
+def test_txn_compare_failed_runs_the_failure_ops(gateway):
+    # the gateway leaves "succeeded" out when it is false
+    gateway.route(DST, '/v3/kv/txn', 'carry_dst_write_failed')
+    answer = client(DST).txn(compare=[ec.txn_compare('/apisix/routes/1', 'MOD', 'EQUAL', 2)],
+                             success=[ec.txn_put('/apisix/routes/1', 'x')], failure=[ec.txn_range('/apisix/routes/1')])
+    assert answer['succeeded'] is False
+    assert answer['responses'][0]['op'] == 'range'
+    assert answer['responses'][0]['kvs'][0]['mod_revision'] == 5
+
+
+def test_txn_value_compare_and_too_many_ops(gateway):
+    gateway.route(DST, '/v3/kv/txn', ['carry_txn_value_compare', 'carry_txn_too_many_ops'])
+    c = client(DST, M2)
+    assert c.txn(compare=[ec.txn_compare('/apisix/routes/2', 'VALUE', 'EQUAL', '{"uri":"/b"}')])['succeeded']
+    assert gateway.calls[0]['body']['compare'] == [{'key': 'L2FwaXNpeC9yb3V0ZXMvMg==', 'target': 'VALUE',
+                                                    'result': 'EQUAL', 'value': 'eyJ1cmkiOiIvYiJ9'}]
+    with pytest.raises(ec.EtcdApiError) as exc:
+        c.txn(success=[ec.txn_put('/k%d' % i, 'v') for i in range(129)])
+    assert exc.value.code == 3 and 'too many operations in txn request' in exc.value.grpc_message
+    assert len(gateway.calls) == 2  # a definitive answer: not retried on M2

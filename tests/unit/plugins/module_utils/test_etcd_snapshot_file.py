@@ -333,3 +333,68 @@ def test_check_does_not_modify_the_file(tmp_path):
     after = os.stat(path)
     assert (before.st_size, before.st_mtime) == (after.st_size, after.st_mtime)
     shutil.rmtree(str(tmp_path))
+
+
+# --- free space and retention ------------------------------------------------------------------------------
+
+def test_check_free_space(tmp_path, monkeypatch):
+    monkeypatch.setattr(sf, 'free_bytes', lambda directory: 100 * sf.MIB)
+    assert sf.check_free_space(str(tmp_path), 30 * sf.MIB, 64 * sf.MIB) == (100 * sf.MIB, 94 * sf.MIB)
+    with pytest.raises(sf.SnapshotSpaceError) as exc:
+        sf.check_free_space(str(tmp_path), 40 * sf.MIB, 64 * sf.MIB)
+    assert str(exc.value) == ('not enough free space in %s for a snapshot: 100 MiB free, 104 MiB needed (the '
+                              'database is 40 MiB, plus a margin of 64 MiB)' % tmp_path)
+    assert exc.value.reason == 'no_space'
+
+
+def test_parse_endpoint_db_size():
+    out = ('[{"Endpoint":"http://10.250.81.11:2379","Status":{"header":{"cluster_id":1,"member_id":2,"revision":9,'
+           '"raft_term":2},"version":"3.4.23","dbSize":2383872,"leader":2,"raftIndex":40,"raftTerm":2}}]\n')
+    assert sf.parse_endpoint_db_size(out) == 2383872
+    with pytest.raises(sf.SnapshotStatusParseError):
+        sf.parse_endpoint_db_size('Error: context deadline exceeded')
+
+
+def _series(directory, ages_days, now):
+    paths = {}
+    for n, age in enumerate(ages_days):
+        path = directory / ('etcd-%d.db' % n)
+        path.write_bytes(b'x')
+        os.utime(str(path), (now - age * 86400, now - age * 86400))
+        paths[n] = str(path)
+    return paths
+
+
+def test_plan_retention_either_rule_keeps(tmp_path):
+    now = 2000000000
+    paths = _series(tmp_path, [0.5, 2, 8, 9, 40], now)
+    new = str(tmp_path / 'etcd-new.db')
+    assert sf.plan_retention(str(tmp_path), 'etcd-*.db', keep_days=7, keep=[new], now=now) == (
+        [paths[0], paths[1]], [paths[2], paths[3], paths[4]])
+    # the new file takes one of the 3 newest slots, even before it exists (check mode)
+    assert sf.plan_retention(str(tmp_path), 'etcd-*.db', keep_newest=3, keep=[new], now=now) == (
+        [paths[0], paths[1]], [paths[2], paths[3], paths[4]])
+    assert sf.plan_retention(str(tmp_path), 'etcd-*.db', keep_newest=4, keep_days=1, keep=[new], now=now) == (
+        [paths[0], paths[1], paths[2]], [paths[3], paths[4]])
+
+
+def test_plan_retention_never_touches_others(tmp_path):
+    now = 2000000000
+    paths = _series(tmp_path, [30, 31], now)
+    (tmp_path / '.etcd-9.db.tmp').write_bytes(b'partial')
+    (tmp_path / 'etcd-dir.db').mkdir()
+    os.symlink(paths[1], str(tmp_path / 'etcd-link.db'))
+    (tmp_path / 'seed.db').write_bytes(b'x')
+    os.utime(str(tmp_path / 'seed.db'), (0, 0))
+    kept, removed = sf.plan_retention(str(tmp_path), 'etcd-*.db', keep_newest=1, keep=[paths[0]], now=now)
+    assert (kept, removed) == ([], [paths[1]])
+    # no rule, nothing removed
+    assert sf.plan_retention(str(tmp_path), 'etcd-*.db', keep=[paths[0]], now=now) == ([], [])
+
+
+def test_remove_files_reports_errors(tmp_path):
+    there = tmp_path / 'a.db'
+    there.write_bytes(b'x')
+    removed, errors = sf.remove_files([str(there), str(tmp_path / 'gone.db')])
+    assert removed == [str(there)] and not there.exists()
+    assert errors == ['%s: No such file or directory' % (tmp_path / 'gone.db')]

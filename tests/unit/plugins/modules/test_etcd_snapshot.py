@@ -326,7 +326,7 @@ sys.exit(2)
 
 
 @pytest.fixture
-def fake_bin(tmp_path):
+def fake_bin(tmp_path, gateway):
     bindir = tmp_path / 'bin'
     bindir.mkdir()
     log = tmp_path / 'etcdctl.log'
@@ -334,7 +334,11 @@ def fake_bin(tmp_path):
     script.write_text(FAKE_ETCDCTL.replace('{python}', sys.executable)
                       .replace('{log!r}', repr(str(log))).replace('{snapshot!r}', repr(SNAPSHOT)))
     script.chmod(0o755)
-    return dict(bin_dir=str(bindir), log=str(log))
+    # The free-space check reads the database size from the maintenance status on the JSON gateway.
+    gateway.route('*', '/v3/maintenance/status', 'status_m1')
+    gateway.route('*', '/v3/auth/authenticate', 'auth_not_enabled')
+    gateway.refuse('http://dead.invalid:2379')
+    return dict(bin_dir=str(bindir), log=str(log), gateway=gateway)
 
 
 def calls(fake):
@@ -422,7 +426,9 @@ def test_saved_check_mode(tmp_path, fake_bin):
     assert res['changed'] is True
     assert not os.path.exists(dest)
     assert calls(fake_bin) == []
-    assert all(a.startswith('would ') for a in res['actions'])
+    # The free-space check only reads (the maintenance status); everything else is planned.
+    assert res['actions'][0].startswith('checked free space in %s' % tmp_path)
+    assert all(a.startswith('would ') for a in res['actions'][1:])
     assert sorted(os.listdir(str(tmp_path))) == ['bin']
 
 
@@ -436,6 +442,168 @@ def test_saved_without_etcdctl(tmp_path):
     res = run(dict(state='saved', path=str(tmp_path / 'a.db'), bin_dir=str(tmp_path / 'empty')))
     assert res['failed'] is True and 'etcdctl not found' in res['msg']
     assert res['error'] == 'tool_not_found'
+
+
+def test_saved_reads_db_size_and_free_space(tmp_path, fake_bin):
+    dest = str(tmp_path / 'apisix.db')
+    res = run(save_args(dest, fake_bin))
+    assert not res.get('failed'), res
+    assert res['db_size'] == 20480 and res['free_bytes'] > 20480
+    assert any(a.startswith('checked free space in %s' % tmp_path) for a in res['actions'])
+    assert [c['endpoint'] for c in fake_bin['gateway'].paths('/v3/maintenance/status')] == ['http://127.0.0.1:32379']
+
+
+def test_saved_refuses_without_free_space(tmp_path, fake_bin):
+    old = copy_snapshot(tmp_path, 'etcd-old.db')
+    os.utime(old, (1000000000, 1000000000))
+    before = tree(str(tmp_path))
+    # A margin no disk has: the real free space of tmp_path is too small.
+    res = run(save_args(str(tmp_path / 'etcd-new.db'), fake_bin, free_space_margin_mb=10 ** 12,
+                        retention_pattern='etcd-*.db', keep_newest=1))
+    assert res['failed'] is True
+    assert res['msg'].startswith('not enough free space in %s' % tmp_path), res['msg']
+    assert 'Nothing was changed.' in res['msg'] and res['error'] == 'no_space'
+    assert not [c for c in calls(fake_bin) if 'save' in c['argv']]
+    assert tree(str(tmp_path)) == dict(before, **{'etcdctl.log': os.path.getsize(fake_bin['log'])})
+
+
+def test_saved_endpoint_without_status_not_used(tmp_path, fake_bin):
+    fake_bin['gateway'].refuse('http://127.0.0.1:32379')
+    res = run(save_args(str(tmp_path / 'a.db'), fake_bin, endpoints=['http://127.0.0.1:32379', 'http://127.0.0.1:32479']))
+    assert not res.get('failed'), res
+    assert res['endpoint'] == 'http://127.0.0.1:32479'
+    assert '127.0.0.1:32379: maintenance status failed, not used' in ' '.join(res['actions'])
+
+
+def old_series(tmp_path, ages_days, now=None):
+    """etcd-<n>.db files in tmp_path/backups, modified ages_days[n] days ago. -> (dir, {name: path})."""
+    now = now or __import__('time').time()
+    backups = tmp_path / 'backups'
+    backups.mkdir()
+    files = {}
+    for n, age in enumerate(ages_days):
+        path = copy_snapshot(backups, 'etcd-old%d.db' % n)
+        os.utime(path, (now - age * 86400, now - age * 86400))
+        files['etcd-old%d.db' % n] = path
+    return backups, files
+
+
+def test_saved_retention_removes_what_no_rule_keeps(tmp_path, fake_bin):
+    backups, files = old_series(tmp_path, [1, 3, 9, 10, 30])
+    # Not of the series, not regular files, or a save in progress: never touched.
+    (backups / 'seed.db').write_bytes(b'other')
+    (backups / '.etcd-x.db.tmp').write_bytes(b'partial')
+    os.symlink(files['etcd-old4.db'], str(backups / 'etcd-link.db'))
+    os.utime(str(backups / 'seed.db'), (1000000000, 1000000000))
+    dest = str(backups / 'etcd-new.db')
+    res = run(save_args(dest, fake_bin, retention_pattern='etcd-*.db', keep_days=7, keep_newest=4), diff=True)
+    assert not res.get('failed'), res
+    # kept: the new one, old0 (1 day), old1 (3 days) by age; old2 as the 4th newest; removed: old3, old4
+    assert res['removed'] == [files['etcd-old3.db'], files['etcd-old4.db']]
+    assert sorted(os.listdir(str(backups))) == sorted(['.etcd-x.db.tmp', 'etcd-link.db', 'etcd-new.db', 'etcd-old0.db',
+                                                       'etcd-old1.db', 'etcd-old2.db', 'seed.db'])
+    assert sf.check_snapshot(dest)['sha256'] == SNAPSHOT_SHA256
+    assert [a for a in res['actions'] if a.startswith('removed ')] == [
+        'removed %s (retention keeps files matching etcd-*.db that are one of the 4 newest or younger than 7 days)'
+        % files[name] for name in ('etcd-old3.db', 'etcd-old4.db')]
+    # retention comes after the rename of the new file
+    names = [a.split(' ')[0] for a in res['actions']]
+    assert names.index('renamed') < names.index('removed')
+    assert res['diff']['after']['removed'] == res['removed']
+    assert 'removed 2 older snapshots' in res['msg']
+
+
+def test_saved_retention_keep_newest_counts_the_new_file(tmp_path, fake_bin):
+    backups, files = old_series(tmp_path, [0.1, 0.2, 0.3])
+    res = run(save_args(str(backups / 'etcd-new.db'), fake_bin, retention_pattern='etcd-*.db', keep_newest=2))
+    assert not res.get('failed'), res
+    assert res['removed'] == [files['etcd-old1.db'], files['etcd-old2.db']]
+    assert sorted(os.listdir(str(backups))) == ['etcd-new.db', 'etcd-old0.db']
+
+
+def test_saved_retention_check_mode_only_plans(tmp_path, fake_bin):
+    backups, files = old_series(tmp_path, [1, 20])
+    before = tree(str(backups))
+    res = run(save_args(str(backups / 'etcd-new.db'), fake_bin, retention_pattern='etcd-*.db', keep_days=7),
+              check_mode=True)
+    assert not res.get('failed'), res
+    assert res['removed'] == [files['etcd-old1.db']]
+    assert 'would remove %s' % files['etcd-old1.db'] in ' '.join(res['actions'])
+    assert tree(str(backups)) == before
+    assert not [c for c in calls(fake_bin) if 'save' in c['argv']]
+
+
+@pytest.mark.parametrize('endpoint', ['http://corrupt:2379', 'http://broken:2379'])
+def test_saved_failure_never_removes_older_snapshots(tmp_path, fake_bin, endpoint):
+    backups, _files = old_series(tmp_path, [20, 30])
+    before = tree(str(backups))
+    res = run(save_args(str(backups / 'etcd-new.db'), fake_bin, endpoints=[endpoint], retention_pattern='etcd-*.db',
+                        keep_newest=1, keep_days=1))
+    assert res['failed'] is True
+    assert 'removed' not in res
+    assert tree(str(backups)) == before
+
+
+@pytest.mark.parametrize('extra,text', [
+    (dict(retention_pattern='other-*.db', keep_days=7), 'does not match the new snapshot'),
+    (dict(retention_pattern='../etcd-*.db', keep_days=7), 'file name glob'),
+    (dict(retention_pattern='etcd-*.db', keep_newest=0), 'keep_newest must be 1 or more'),
+    (dict(retention_pattern='etcd-*.db', keep_days=0), 'keep_days must be 1 or more'),
+    (dict(keep_days=7), "missing parameter(s) required by 'keep_days': retention_pattern"),
+])
+def test_saved_bad_retention_settings_refused_first(tmp_path, fake_bin, extra, text):
+    backups, _files = old_series(tmp_path, [20, 30])
+    before = tree(str(backups))
+    res = run(save_args(str(backups / 'etcd-new.db'), fake_bin, **extra))
+    assert res['failed'] is True
+    assert text in res['msg'], res['msg']
+    assert tree(str(backups)) == before
+    assert calls(fake_bin) == []
+
+
+# --- refusals leave the data untouched --------------------------------------------------------------------
+
+BAD_FILES = [
+    ('flipped', flip, 'hash mismatch'),
+    ('truncated', lambda d: d[:len(d) - 100], 'no sha256 integrity trailer'),
+    ('empty-file', lambda d: bytearray(), 'is empty'),
+    ('empty-path', None, 'path is empty'),
+]
+
+
+def bad_path(tmp_path, name, mutate):
+    return '' if name == 'empty-path' else copy_snapshot(tmp_path, name + '.db', mutate)
+
+
+@pytest.mark.parametrize('name,mutate,text', BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_verified_refusals(tmp_path, name, mutate, text):
+    path = bad_path(tmp_path, name, mutate)
+    before = tree(str(tmp_path))
+    res = run(dict(state='verified', path=path))
+    assert res['failed'] is True
+    assert text in res['msg'], res['msg']
+    assert tree(str(tmp_path)) == before
+
+
+@pytest.mark.parametrize('name,mutate,text', BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_restored_refusals_leave_the_data_dir_untouched(tmp_path, bin_dir, name, mutate, text):
+    data_dir = tmp_path / 'data'
+    (data_dir / 'member' / 'snap').mkdir(parents=True)
+    (data_dir / 'member' / 'snap' / 'db').write_bytes(b'current data')
+    path = bad_path(tmp_path, name, mutate)
+    before = tree(str(tmp_path))
+    res = run(restore_args(path, str(data_dir), bin_dir, force=True))
+    assert res['failed'] is True
+    assert text in res['msg'], res['msg']
+    assert tree(str(tmp_path)) == before
+    assert (data_dir / 'member' / 'snap' / 'db').read_bytes() == b'current data'
+    assert not any('snapshot restore' in a for a in res.get('actions', []))
+
+
+def test_saved_empty_path_refused(tmp_path, fake_bin):
+    res = run(save_args('', fake_bin))
+    assert res['failed'] is True and res['msg'] == 'path is empty: name the snapshot file. Nothing was changed.'
+    assert calls(fake_bin) == []
 
 
 def test_documentation_parses():

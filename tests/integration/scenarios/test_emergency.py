@@ -1,0 +1,373 @@
+"""The emergency node (role etcd_emergency) and the etcd front on gw01 (role nginx_upstream), molecule/emergency.
+
+Order matters (pytest runs a file top to bottom): what site.yml built first, then refreshes that succeed, then
+refreshes that must fail and leave the served data alone, then the front, then the roles' refusals.
+"""
+
+import base64
+import json
+import os
+import re
+import subprocess
+import urllib.request
+import uuid
+
+import pytest
+import testinfra
+
+from conftest import Member, container_name, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIO = os.path.join(HERE, '..', '..', '..', 'molecule', 'emergency')
+STATE = '/var/lib/etcd-emergency/state.json'
+FAILOVER = '/var/lib/etcd-emergency/failover.json'
+SCRIPT = '/usr/local/sbin/etcd-emergency-refresh'
+DROP_IN_DIR = '/etc/systemd/system/etcd-emergency-refresh.service.d'
+NGINX_CONF = '/etc/nginx/nginx.conf'
+ACTIVE = '/etc/nginx/gatewayops/etcd-active'
+
+
+@pytest.fixture(scope='module')
+def emergency(client_tls):
+    return Member('etcd-single', testinfra.get_host('docker://' + container_name('etcd-single')), client_tls)
+
+
+@pytest.fixture(scope='module')
+def gateway():
+    return testinfra.get_host('docker://' + container_name('gw01'))
+
+
+@pytest.fixture(scope='module')
+def front_url(gateway):
+    address = gateway.run('hostname -I').stdout.split()[0]
+    return 'http://%s:2379' % address
+
+
+def state(emergency):
+    return json.loads(emergency.host.file(STATE).content_string)
+
+
+def refresh(emergency):
+    """Run the refresh service once, as the timer does; -> the systemctl result."""
+    return emergency.host.run('systemctl start etcd-emergency-refresh.service')
+
+
+def cluster_put(members, key, value):
+    members[0].client().put(key, value)
+
+
+def emergency_get(emergency, key):
+    value, _meta = emergency.client().get(key, serializable=True)
+    return value
+
+
+def emergency_keys(emergency):
+    return {meta.key: value for value, meta in emergency.client().get_prefix('/', serializable=True)}
+
+
+def endpoint_status(member):
+    done = member.etcdctl('endpoint', 'status', '-w', 'json')
+    assert done.rc == 0, done.stderr
+    return json.loads(done.stdout)[0]['Status']
+
+
+def gateway_call(url, path, body):
+    """POST to the v3 JSON gateway of whatever answers at url (the front); -> the decoded answer."""
+    request = urllib.request.Request(url + path, data=json.dumps(body).encode(), method='POST',
+                                     headers={'Content-Type': 'application/json'})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read().decode())
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+def front_cluster_id(front_url):
+    return int(gateway_call(front_url, '/v3/maintenance/status', {})['header']['cluster_id'])
+
+
+def playbook(ansible_runner, name, *extra):
+    """Run one of molecule/emergency's playbooks; -> (returncode, output)."""
+    cmd = ['ansible-playbook', '-i', ansible_runner.inventory_file, os.path.join(SCENARIO, name)]
+    for e in extra:
+        cmd += ['-e', e]
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+                          env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
+    return done.returncode, done.stdout
+
+
+# --- what site.yml built ---------------------------------------------------------------------------------
+
+def test_the_emergency_node_is_a_cluster_of_its_own(members, emergency):
+    mine = endpoint_status(emergency)
+    theirs = endpoint_status(members[0])
+    assert mine['header']['cluster_id'] != theirs['header']['cluster_id']
+    listing = json.loads(emergency.etcdctl('member', 'list', '-w', 'json').stdout)['members']
+    assert [m['name'] for m in listing] == ['etcd-single']
+    assert emergency.env['ETCD_INITIAL_CLUSTER_TOKEN'] == 'gatewayops-emergency'
+    assert emergency.env['ETCD_INITIAL_CLUSTER_TOKEN'] != members[0].env['ETCD_INITIAL_CLUSTER_TOKEN']
+
+
+def test_etcd_and_the_refresh_timer_run(emergency):
+    host = emergency.host
+    assert host.service('etcd').is_running and host.service('etcd').is_enabled
+    timer = host.service('etcd-emergency-refresh.timer')
+    assert timer.is_running and timer.is_enabled
+    shown = host.run('systemctl show etcd-emergency-refresh.timer -p TimersMonotonic').stdout
+    assert '1d' in shown, shown  # the runbook's daily refresh, the default interval
+    assert host.run('systemctl show etcd-emergency-refresh.service -p Type').stdout.strip() == 'Type=oneshot'
+
+
+def test_the_first_refresh_filled_the_node(emergency):
+    first = state(emergency)
+    assert first['last_error'] is None
+    assert first['source_endpoint'].endswith(':2379')
+    assert first['refreshed_at'] and first['snapshot_taken_at'] and first['sha256']
+    assert emergency.host.file('/var/lib/etcd-emergency/snapshot.db').exists
+
+
+# --- refreshes that succeed ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def refreshed(members, emergency):
+    """Keys written to the cluster, then a refresh: -> (keys, state before, state after)."""
+    before = state(emergency)
+    keys = {('/apisix/routes/emergency-%d' % i).encode(): ('{"id":"%d","v":"%s"}' % (i, uuid.uuid4())).encode()
+            for i in range(50)}
+    for key, value in keys.items():
+        cluster_put(members, key, value)
+    done = refresh(emergency)
+    assert done.rc == 0, done.stderr + emergency.host.run('journalctl -u etcd-emergency-refresh -n 30').stdout
+    return keys, before, state(emergency)
+
+
+def test_a_refresh_brings_the_new_keys(refreshed, emergency):
+    keys, _before, _after = refreshed
+    found = emergency_keys(emergency)
+    missing = sorted(k for k in keys if found.get(k) != keys[k])
+    assert not missing, 'the emergency node lacks %d keys, e.g. %s' % (len(missing), missing[:3])
+
+
+def test_the_state_records_the_new_revision(refreshed, members):
+    _keys, before, after = refreshed
+    assert after['revision'] > (before['revision'] or 0)
+    assert after['last_error'] is None
+    assert after['snapshot_taken_epoch'] >= (before['snapshot_taken_epoch'] or 0)
+    # The revision is the cluster's at the time of the snapshot: not beyond what the cluster has now.
+    assert after['revision'] <= endpoint_status(members[0])['header']['revision']
+
+
+def test_every_key_of_the_cluster_up_to_that_revision_is_served(refreshed, members, emergency):
+    served_revision = state(emergency)['revision']
+    cluster = {meta.key: (value, meta.mod_revision) for value, meta in members[0].client().get_prefix('/')}
+    found = emergency_keys(emergency)
+    expected = {k: v for k, (v, rev) in cluster.items() if rev <= served_revision}
+    assert expected, 'the cluster holds no key written before the refresh'
+    wrong = sorted(k for k in expected if found.get(k) != expected[k])
+    assert not wrong, 'keys missing or different on the emergency node: %s' % wrong[:5]
+
+
+def test_the_previous_data_is_kept_one_generation(refreshed, emergency):
+    data_dir = emergency.env['ETCD_DATA_DIR']
+    assert emergency.host.file(data_dir + '.previous/member').is_directory
+    assert not emergency.host.file(data_dir + '.previous.old').exists
+    leftovers = emergency.host.run('ls -a %s' % os.path.dirname(data_dir)).stdout.split()
+    assert not [name for name in leftovers if '.refresh-' in name], leftovers
+
+
+def test_the_refresh_entry_point_returns_the_state(refreshed, ansible_runner, members, emergency):
+    key = ('/apisix/routes/entry-point-%s' % uuid.uuid4()).encode()
+    cluster_put(members, key, b'{"id":"entry-point"}')
+    rc, out = playbook(ansible_runner, 'emergency.yml', 'emergency_entry_point=refresh')
+    assert rc == 0, out
+    assert re.search(r'revision\W+%d\b' % state(emergency)['revision'], out), out[-2000:]
+    assert emergency_get(emergency, key) == b'{"id":"entry-point"}'
+
+
+# --- refreshes that fail leave the served data alone -------------------------------------------------------
+
+@pytest.fixture
+def served_before(emergency):
+    """What the node serves before a refresh that must fail, and a check that it still does afterwards."""
+    keys, before = emergency_keys(emergency), state(emergency)
+    revision = endpoint_status(emergency)['header']['revision']
+
+    def unchanged():
+        assert emergency.host.service('etcd').is_running
+        assert emergency_keys(emergency) == keys
+        assert endpoint_status(emergency)['header']['revision'] == revision
+        after = state(emergency)
+        for field in ('revision', 'snapshot_taken_at', 'sha256', 'refreshed_at'):
+            assert after[field] == before[field], field
+        return after
+    return unchanged
+
+
+def test_unreachable_sources_fail_the_refresh_and_keep_the_data(members, emergency, served_before):
+    key = ('/apisix/routes/not-yet-%s' % uuid.uuid4()).encode()
+    cluster_put(members, key, b'{"id":"not-yet"}')
+    dead = '10.250.%d.99' % (77 + int(os.environ.get('LAB_SLOT') or 0))
+    host = emergency.host
+    host.run('mkdir -p %s' % DROP_IN_DIR)
+    host.run("printf '[Service]\\nExecStart=\\nExecStart=%s --endpoints http://%s:2379\\n' > %s/dead.conf"
+             % (SCRIPT, dead, DROP_IN_DIR))
+    host.run('systemctl daemon-reload')
+    try:
+        done = refresh(emergency)
+    finally:
+        host.run('rm -rf %s && systemctl daemon-reload' % DROP_IN_DIR)
+    assert done.rc != 0
+    after = served_before()
+    assert dead in after['last_error'] and 'no source endpoint gave a snapshot' in after['last_error']
+    assert emergency_get(emergency, key) is None
+
+
+def test_the_refresh_entry_point_fails_on_a_failed_refresh(ansible_runner, emergency, served_before):
+    host = emergency.host
+    host.run('mkdir -p %s' % DROP_IN_DIR)
+    host.run("printf '[Service]\\nExecStart=\\nExecStart=%s --endpoints http://127.0.0.1:1\\n' > %s/dead.conf"
+             % (SCRIPT, DROP_IN_DIR))
+    host.run('systemctl daemon-reload')
+    try:
+        rc, out = playbook(ansible_runner, 'emergency.yml', 'emergency_entry_point=refresh')
+    finally:
+        host.run('rm -rf %s && systemctl daemon-reload' % DROP_IN_DIR)
+    assert rc != 0
+    assert 'The refresh of the emergency node failed' in out and 'still serves its last good data' in out
+    served_before()
+
+
+def damaged_snapshot(emergency, how):
+    """A copy of the last good snapshot, damaged; -> its path on the emergency node."""
+    path = '/var/tmp/damaged-%s.db' % how
+    code = {
+        'flipped': "d = bytearray(open(s, 'rb').read()); d[len(d) // 2] ^= 0xFF; open(p, 'wb').write(bytes(d))",
+        'truncated': "d = open(s, 'rb').read(); open(p, 'wb').write(d[:len(d) - 1000])",
+        'foreign': "open(p, 'wb').write(b'<html>not a snapshot</html>' * 100)",
+        'empty': "open(p, 'wb').close()",
+    }[how]
+    done = emergency.host.run("python3 -c \"s, p = '/var/lib/etcd-emergency/snapshot.db', '%s'; %s\"" % (path, code))
+    assert done.rc == 0, done.stderr
+    return path
+
+
+@pytest.mark.parametrize('how, reason', [
+    ('flipped', 'hash mismatch'),
+    ('truncated', 'no sha256 integrity trailer'),
+    ('foreign', 'not an etcd snapshot'),
+    ('empty', 'is empty'),
+])
+def test_a_bad_snapshot_never_replaces_good_data(emergency, served_before, how, reason):
+    path = damaged_snapshot(emergency, how)
+    done = emergency.host.run('%s --from-file %s' % (SCRIPT, path))
+    assert done.rc == 1
+    after = served_before()
+    assert 'failed verification, nothing was changed' in after['last_error']
+    assert reason in after['last_error'], after['last_error']
+    emergency.host.run('rm -f %s' % path)
+
+
+def test_while_failover_is_active_the_refresh_leaves_the_data_alone(members, emergency, served_before):
+    host = emergency.host
+    key = ('/apisix/routes/during-failover-%s' % uuid.uuid4()).encode()
+    cluster_put(members, key, b'{"id":"during-failover"}')
+    host.run("echo '{\"switched_at\": \"2026-01-01T00:00:00Z\"}' > %s" % FAILOVER)
+    try:
+        done = refresh(emergency)
+        assert done.rc == 0
+        journal = host.run('journalctl -u etcd-emergency-refresh --no-pager -n 5').stdout
+        assert 'failover active, not refreshing' in journal
+        served_before()
+        assert emergency_get(emergency, key) is None
+    finally:
+        host.run('rm -f %s' % FAILOVER)
+    # Once the file is gone, the next refresh catches up.
+    assert refresh(emergency).rc == 0
+    assert emergency_get(emergency, key) == b'{"id":"during-failover"}'
+    assert state(emergency)['last_error'] is None
+
+
+# --- the etcd front on gw01 ----------------------------------------------------------------------------------
+
+def test_the_front_serves_the_cluster(gateway, front_url, members):
+    assert gateway.file(ACTIVE).content_string.strip() == 'cluster'
+    assert front_cluster_id(front_url) == int(endpoint_status(members[0])['header']['cluster_id'])
+    gateway_call(front_url, '/v3/kv/put', {'key': b64('/apisix/front/write'), 'value': b64('through-the-front')})
+    value, _meta = members[1].client().get('/apisix/front/write')
+    assert value == b'through-the-front'
+
+
+def test_the_front_switches_to_the_emergency_node_and_back(ansible_runner, gateway, front_url, members, emergency):
+    emergency_id = int(endpoint_status(emergency)['header']['cluster_id'])
+    cluster_id = int(endpoint_status(members[0])['header']['cluster_id'])
+    rc, out = playbook(ansible_runner, 'front.yml', 'nginx_upstream_etcd_active=emergency')
+    assert rc == 0, out
+    assert 'switched=True' in out
+    try:
+        assert gateway.file(ACTIVE).content_string.strip() == 'emergency'
+        assert wait_for(lambda: front_cluster_id(front_url) == emergency_id, timeout=20)
+        gateway_call(front_url, '/v3/kv/put', {'key': b64('/apisix/front/emergency'), 'value': b64('on-emergency')})
+        assert emergency_get(emergency, b'/apisix/front/emergency') == b'on-emergency'
+
+        # The role's main entry point (site.yml) keeps the persisted side: no switch back behind the operator.
+        rc, out = playbook(ansible_runner, 'front.yml', 'front_entry_point=main')
+        assert rc == 0, out
+        assert 'switched=False' in out
+        assert front_cluster_id(front_url) == emergency_id
+    finally:
+        rc, out = playbook(ansible_runner, 'front.yml', 'nginx_upstream_etcd_active=cluster')
+    assert rc == 0, out
+    assert 'switched=True' in out
+    assert gateway.file(ACTIVE).content_string.strip() == 'cluster'
+    assert wait_for(lambda: front_cluster_id(front_url) == cluster_id, timeout=20)
+
+
+def test_a_broken_nginx_configuration_is_refused_and_the_front_keeps_working(ansible_runner, gateway, front_url,
+                                                                             members):
+    conf_before = gateway.file(NGINX_CONF).sha256sum
+    rc, out = playbook(ansible_runner, 'front.yml', 'nginx_upstream_etcd_active=emergency',
+                       'nginx_upstream_etcd_listen=99999')
+    assert rc != 0
+    assert 'failed to validate' in out or 'nginx: configuration file' in out, out[-3000:]
+    assert gateway.file(NGINX_CONF).sha256sum == conf_before
+    assert gateway.file(ACTIVE).content_string.strip() == 'cluster'
+    assert front_cluster_id(front_url) == int(endpoint_status(members[0])['header']['cluster_id'])
+
+
+def test_the_switch_hook_gets_the_side(ansible_runner, gateway):
+    hook = "sh -c 'echo \"$0\" >> /var/tmp/hook.log'"
+    try:
+        rc, out = playbook(ansible_runner, 'front.yml', 'nginx_upstream_etcd_active=cluster',
+                           json.dumps({'nginx_upstream_etcd_switch_command': hook}))
+        assert rc == 0, out
+        assert gateway.file('/var/tmp/hook.log').content_string.split() == ['cluster']
+    finally:
+        gateway.run('rm -f /var/tmp/hook.log')
+
+
+# --- the roles' refusals ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('setting, message', [
+    ('etcd_emergency_refresh_interval=30s', 'must be a systemd time span of at least 1min: systemd reads it as 30'),
+    ('etcd_emergency_refresh_interval=banana', "Failed to parse time span 'banana'"),
+    ('etcd_emergency_cluster_token=etcd-cluster', "differ from the cluster's (etcd-cluster)"),
+    ('{"etcd_emergency_source_endpoints": ["10.0.0.1:2379"]}', 'must be client URLs (http(s)://host:port), not 10.0.0.1:2379'),
+])
+def test_bad_emergency_settings_are_refused_and_change_nothing(ansible_runner, emergency, setting, message):
+    files = ['/etc/etcd/etcd.conf', SCRIPT, '/etc/systemd/system/etcd-emergency-refresh.timer']
+    before = [emergency.host.file(f).sha256sum for f in files]
+    rc, out = playbook(ansible_runner, 'emergency.yml', setting)
+    assert rc != 0
+    flat = re.sub(r'\s+', ' ', out)
+    assert 'Nothing was changed.' in flat, out[-3000:]
+    assert message in flat, out[-3000:]
+    assert [emergency.host.file(f).sha256sum for f in files] == before
+
+
+def test_a_bad_front_side_is_refused(ansible_runner, gateway):
+    before = gateway.file(NGINX_CONF).sha256sum
+    rc, out = playbook(ansible_runner, 'front.yml', 'nginx_upstream_etcd_active=somewhere')
+    assert rc != 0
+    assert 'nginx_upstream_etcd_active' in out
+    assert gateway.file(NGINX_CONF).sha256sum == before
