@@ -161,7 +161,7 @@ def wait_for(check, timeout=30.0, interval=0.5):
         time.sleep(interval)
 
 
-@pytest.fixture
+@pytest.fixture(scope='session')
 def explain(members):
     """A failure message helper that appends every member's recent journal."""
     def _explain(message):
