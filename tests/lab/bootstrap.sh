@@ -11,6 +11,9 @@ for cmd in debootstrap git; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
 done
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+# The Lua syntax checkers the apisix_plugin_sync unit tests run for real.
+command -v luajit >/dev/null 2>&1 || need+=(luajit)
+command -v luac5.1 >/dev/null 2>&1 || need+=(lua5.1)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
