@@ -161,6 +161,19 @@ def wait_for(check, timeout=30.0, interval=0.5):
         time.sleep(interval)
 
 
+def run_playbook(inventory, playbook, *extra):
+    """ansible-playbook on the lab: PLAYBOOK is a path, or NAME for the collection's gatewayops.apisix_ha.NAME; each
+    EXTRA is one -e. -> (returncode, output), without colours."""
+    if not playbook.endswith('.yml'):
+        playbook = 'gatewayops.apisix_ha.' + playbook
+    cmd = ['ansible-playbook', '-i', inventory, playbook]
+    for e in extra:
+        cmd += ['-e', e]
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+                          env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
+    return done.returncode, done.stdout
+
+
 @pytest.fixture(scope='session')
 def explain(members):
     """A failure message helper that appends every member's recent journal."""

@@ -64,7 +64,7 @@ def main():
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(options.threads)]
+    threads = [threading.Thread(target=worker, daemon=True) for _thread in range(options.threads)]
     for thread in threads:
         thread.start()
     for thread in threads:

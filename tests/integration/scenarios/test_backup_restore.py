@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import ModuleFailed, container_name, wait_for
+from conftest import ModuleFailed, container_name, run_playbook, wait_for
 
 BACKUP_HOST = 'etcd01'
 BACKUP_DIR = '/var/backups/etcd'
@@ -27,15 +27,6 @@ def lab():
     """State handed from one test to the next."""
     return {}
 
-
-def run_playbook(inventory, name, *extra):
-    """-> (returncode, output) of ansible-playbook gatewayops.apisix_ha.NAME -e ..."""
-    cmd = ['ansible-playbook', '-i', inventory, 'gatewayops.apisix_ha.%s' % name]
-    for e in extra:
-        cmd += ['-e', e]
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
-                          env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
-    return done.returncode, done.stdout
 
 
 def flat(text):

@@ -8,14 +8,13 @@ import base64
 import json
 import os
 import re
-import subprocess
 import urllib.request
 import uuid
 
 import pytest
 import testinfra
 
-from conftest import Member, container_name, wait_for
+from conftest import Member, run_playbook, container_name, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIO = os.path.join(HERE, '..', '..', '..', 'molecule', 'emergency')
@@ -86,15 +85,6 @@ def b64(text):
 def front_cluster_id(front_url):
     return int(gateway_call(front_url, '/v3/maintenance/status', {})['header']['cluster_id'])
 
-
-def playbook(ansible_runner, name, *extra):
-    """Run one of molecule/emergency's playbooks; -> (returncode, output)."""
-    cmd = ['ansible-playbook', '-i', ansible_runner.inventory_file, os.path.join(SCENARIO, name)]
-    for e in extra:
-        cmd += ['-e', e]
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
-                          env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
-    return done.returncode, done.stdout
 
 
 # --- what site.yml built ---------------------------------------------------------------------------------
@@ -179,7 +169,7 @@ def test_the_previous_data_is_kept_one_generation(refreshed, emergency):
 def test_the_refresh_entry_point_returns_the_state(refreshed, ansible_runner, members, emergency):
     key = ('/apisix/routes/entry-point-%s' % uuid.uuid4()).encode()
     cluster_put(members, key, b'{"id":"entry-point"}')
-    rc, out = playbook(ansible_runner, 'emergency.yml', 'emergency_entry_point=refresh')
+    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'emergency.yml'), 'emergency_entry_point=refresh')
     assert rc == 0, out
     assert re.search(r'revision\W+%d\b' % state(emergency)['revision'], out), out[-2000:]
     assert emergency_get(emergency, key) == b'{"id":"entry-point"}'
@@ -230,7 +220,7 @@ def test_the_refresh_entry_point_fails_on_a_failed_refresh(ansible_runner, emerg
              % (SCRIPT, DROP_IN_DIR))
     host.run('systemctl daemon-reload')
     try:
-        rc, out = playbook(ansible_runner, 'emergency.yml', 'emergency_entry_point=refresh')
+        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'emergency.yml'), 'emergency_entry_point=refresh')
     finally:
         host.run('rm -rf %s && systemctl daemon-reload' % DROP_IN_DIR)
     assert rc != 0
@@ -301,7 +291,7 @@ def test_the_front_serves_the_cluster(gateway, front_url, members):
 def test_the_front_switches_to_the_emergency_node_and_back(ansible_runner, gateway, front_url, members, emergency):
     emergency_id = int(endpoint_status(emergency)['header']['cluster_id'])
     cluster_id = int(endpoint_status(members[0])['header']['cluster_id'])
-    rc, out = playbook(ansible_runner, 'front.yml', 'nginx_upstream_etcd_active=emergency')
+    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'), 'nginx_upstream_etcd_active=emergency')
     assert rc == 0, out
     assert 'switched=True' in out
     try:
@@ -311,12 +301,12 @@ def test_the_front_switches_to_the_emergency_node_and_back(ansible_runner, gatew
         assert emergency_get(emergency, b'/apisix/front/emergency') == b'on-emergency'
 
         # The role's main entry point (site.yml) keeps the persisted side: no switch back behind the operator.
-        rc, out = playbook(ansible_runner, 'front.yml', 'front_entry_point=main')
+        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'), 'front_entry_point=main')
         assert rc == 0, out
         assert 'switched=False' in out
         assert front_cluster_id(front_url) == emergency_id
     finally:
-        rc, out = playbook(ansible_runner, 'front.yml', 'nginx_upstream_etcd_active=cluster')
+        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'), 'nginx_upstream_etcd_active=cluster')
     assert rc == 0, out
     assert 'switched=True' in out
     assert gateway.file(ACTIVE).content_string.strip() == 'cluster'
@@ -326,7 +316,7 @@ def test_the_front_switches_to_the_emergency_node_and_back(ansible_runner, gatew
 def test_a_broken_nginx_configuration_is_refused_and_the_front_keeps_working(ansible_runner, gateway, front_url,
                                                                              members):
     conf_before = gateway.file(NGINX_CONF).sha256sum
-    rc, out = playbook(ansible_runner, 'front.yml', 'nginx_upstream_etcd_active=emergency',
+    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'), 'nginx_upstream_etcd_active=emergency',
                        'nginx_upstream_etcd_listen=99999')
     assert rc != 0
     assert 'failed to validate' in out or 'nginx: configuration file' in out, out[-3000:]
@@ -338,7 +328,7 @@ def test_a_broken_nginx_configuration_is_refused_and_the_front_keeps_working(ans
 def test_the_switch_hook_gets_the_side(ansible_runner, gateway):
     hook = "sh -c 'echo \"$0\" >> /var/tmp/hook.log'"
     try:
-        rc, out = playbook(ansible_runner, 'front.yml', 'nginx_upstream_etcd_active=cluster',
+        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'), 'nginx_upstream_etcd_active=cluster',
                            json.dumps({'nginx_upstream_etcd_switch_command': hook}))
         assert rc == 0, out
         assert gateway.file('/var/tmp/hook.log').content_string.split() == ['cluster']
@@ -357,7 +347,7 @@ def test_the_switch_hook_gets_the_side(ansible_runner, gateway):
 def test_bad_emergency_settings_are_refused_and_change_nothing(ansible_runner, emergency, setting, message):
     files = ['/etc/etcd/etcd.conf', SCRIPT, '/etc/systemd/system/etcd-emergency-refresh.timer']
     before = [emergency.host.file(f).sha256sum for f in files]
-    rc, out = playbook(ansible_runner, 'emergency.yml', setting)
+    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'emergency.yml'), setting)
     assert rc != 0
     flat = re.sub(r'\s+', ' ', out)
     assert 'Nothing was changed.' in flat, out[-3000:]
@@ -367,7 +357,7 @@ def test_bad_emergency_settings_are_refused_and_change_nothing(ansible_runner, e
 
 def test_a_bad_front_side_is_refused(ansible_runner, gateway):
     before = gateway.file(NGINX_CONF).sha256sum
-    rc, out = playbook(ansible_runner, 'front.yml', 'nginx_upstream_etcd_active=somewhere')
+    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'), 'nginx_upstream_etcd_active=somewhere')
     assert rc != 0
     assert 'nginx_upstream_etcd_active' in out
     assert gateway.file(NGINX_CONF).sha256sum == before

@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 import testinfra
 
-from conftest import container_name, read_writer_log, wait_for
+from conftest import container_name, read_writer_log, run_playbook, wait_for
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
@@ -28,15 +28,6 @@ MARKER = '/var/lib/etcd-emergency/failover.json'
 ACTIVE = '/etc/nginx/gatewayops/etcd-active'
 KILLED = ('etcd02', 'etcd03')
 
-
-def run_playbook(inventory, name, *extra):
-    """ansible-playbook gatewayops.apisix_ha.NAME -e ...; -> (returncode, output)."""
-    cmd = ['ansible-playbook', '-i', inventory, 'gatewayops.apisix_ha.' + name]
-    for e in extra:
-        cmd += ['-e', e]
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
-                          env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
-    return done.returncode, done.stdout
 
 
 def b64(text):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import run_playbook, wait_for
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
@@ -24,13 +24,9 @@ PREFIX = '/gatewayops-writer/'
 
 def run_replace(inventory, name, *extra):
     """Run the playbook; -> (returncode, output, seconds)."""
-    cmd = ['ansible-playbook', '-i', inventory, 'gatewayops.apisix_ha.replace_member', '-e', 'member=%s' % name]
-    for e in extra:
-        cmd += ['-e', e]
     started = time.monotonic()
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
-                          env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
-    return done.returncode, done.stdout, time.monotonic() - started
+    rc, out = run_playbook(inventory, 'replace_member', 'member=%s' % name, *extra)
+    return rc, out, time.monotonic() - started
 
 
 def member_table(members):
@@ -226,12 +222,10 @@ def test_old_data_dirs_are_kept(replaced, members):
 
 
 def test_site_rerun_changes_nothing_after_the_replacements(replaced, ansible_runner):
-    done = subprocess.run(['ansible-playbook', '-i', ansible_runner.inventory_file, 'gatewayops.apisix_ha.site'],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
-                          env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
-    assert done.returncode == 0, done.stdout[-4000:]
-    recap = re.findall(r'^(etcd0\d)\s+:.*changed=(\d+)', done.stdout, re.M)
-    assert recap and all(int(row[1]) == 0 for row in recap), done.stdout[-4000:]
+    rc, out = run_playbook(ansible_runner.inventory_file, 'site')
+    assert rc == 0, out[-4000:]
+    recap = re.findall(r'^(etcd0\d)\s+:.*changed=(\d+)', out, re.M)
+    assert recap and all(int(row[1]) == 0 for row in recap), out[-4000:]
 
 
 def test_not_leader_moves_the_leadership_and_is_idempotent(replaced, members, module_runner):
