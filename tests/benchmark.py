@@ -1,7 +1,7 @@
 """Benchmark command: times the collection's playbooks on fresh lab containers and prints JSON.
 
 usage: python3 tests/benchmark.py [--distro bookworm|trixie] [--keep] [--skip-replace] [--skip-snapshot]
-                                  [--skip-failover]
+                                  [--skip-rolling] [--skip-failover]
 
 Figures: wall time of playbooks/site.yml on fresh containers, wall time of the idempotent re-run, their ratio,
 and how many tasks the re-run changed (0 expected); then, with etcd03 failed (SIGKILL, data dir wiped):
@@ -9,6 +9,9 @@ replace_member.yml's wall time and the time from its start until the new etcd03 
 against the runbook's manual steps (tests/lab/replace_member_by_hand.sh) timed in the same run until the cluster
 is healthy again. Then, with 100,000 keys written: snapshot save+verify with the etcd_snapshot module (an ad-hoc
 `ansible` run, as an operator would) against a bare `etcdctl snapshot save` of the same keyspace, and their ratio.
+Then rolling_update.yml shipping a custom plugin to both APISIX nodes (observing each for 10 s) while
+tests/lab/loadgen.py sends 30 GET and POST requests a second through the gateway: its wall time, that time per node
+(preflight included), and the requests served and failed while it ran.
 Last, with etcd02 and etcd03 killed: the failover RTO (seconds from the start of failover.yml to the first write
 acknowledged through the front on gw01, tried every 0.2 s), the emergency node's staleness at the switch
 (failover.json switched_epoch - state.json snapshot_taken_epoch), and failback.yml's wall time once they are back.
@@ -21,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -214,12 +218,52 @@ def measure_failover(env):
     }
 
 
+LOADGEN = os.path.join(REPO, 'tests', 'lab', 'loadgen.py')
+PLUGIN_SOURCE = os.path.join(REPO, 'tests', 'lab', 'apisix_standin', 'example_plugins', 'v1', 'apisix', 'plugins')
+ROLLING_OBSERVE_SECONDS = 10
+
+
+def address(env, name):
+    return subprocess.check_output(['docker', 'exec', container(name), 'hostname', '-I'], env=env, text=True).split()[0]
+
+
+def measure_rolling(env, work):
+    """rolling_update.yml under steady GET and POST traffic through the gateway."""
+    key = subprocess.check_output(
+        ['docker', 'exec', container('apisix01'), 'sh', '-c',
+         "sed -n 's/^ *key: //p' /usr/local/apisix/conf/config.yaml | head -n 1"], env=env, text=True).strip()
+    route = {'uri': '/bench/*', 'upstream': {'type': 'roundrobin', 'nodes': {address(env, 'gw01') + ':8080': 1}}}
+    run('docker', 'exec', container('apisix01'), 'curl', '-sf', '-X', 'PUT', '-H', 'X-API-KEY: ' + key,
+        '-d', json.dumps(route), 'http://127.0.0.1:9180/apisix/admin/routes/bench', env=env)
+    log, stop = os.path.join(work, 'load.log'), os.path.join(work, 'stop')
+    load = subprocess.Popen([sys.executable, LOADGEN, '--url', 'http://%s:80/bench/' % address(env, 'gw01'),
+                             '--log', log, '--stop-file', stop, '--rate', '30'], env=env)
+    time.sleep(5)
+    started = time.time()
+    elapsed = run('ansible-playbook', 'playbooks/rolling_update.yml', '-e', 'source=' + PLUGIN_SOURCE,
+                  '-e', 'rolling_update_observe_seconds=%d' % ROLLING_OBSERVE_SECONDS,
+                  '-e', json.dumps({'apisix_node_custom_plugins': ['gatewayops-tag']}), env=env)[0]
+    ended = time.time()
+    open(stop, 'w').close()
+    load.wait(timeout=60)
+    with open(log) as lines:
+        during = [e for e in map(json.loads, lines) if started <= e['at'] <= ended]
+    return {
+        'rolling_update_yml_seconds': round(elapsed, 2),
+        'rolling_update_seconds_per_node': round(elapsed / 2, 2),
+        'rolling_update_observe_seconds_per_node': ROLLING_OBSERVE_SECONDS,
+        'rolling_update_requests_served': sum(1 for e in during if e['status'] == 200),
+        'rolling_update_requests_failed': sum(1 for e in during if e['status'] != 200),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--distro', default=os.environ.get('LAB_DISTRO', 'bookworm'), choices=['bookworm', 'trixie'])
     parser.add_argument('--keep', action='store_true', help='leave the lab running afterwards')
     parser.add_argument('--skip-replace', action='store_true', help='only time site.yml')
     parser.add_argument('--skip-snapshot', action='store_true', help='no snapshot save+verify figures')
+    parser.add_argument('--skip-rolling', action='store_true', help='no APISIX rolling update figures')
     parser.add_argument('--skip-failover', action='store_true', help='no failover RTO / staleness figures')
     options = parser.parse_args()
 
@@ -237,6 +281,7 @@ def main():
         rerun, rerun_output = run('ansible-playbook', 'playbooks/site.yml', env=env)
         replace = {} if options.skip_replace else measure_replace(env)
         snapshot = {} if options.skip_snapshot else measure_snapshot(env)
+        rolling = {} if options.skip_rolling else measure_rolling(env, tempfile.mkdtemp(prefix='benchmark-'))
         failover = {} if options.skip_failover else measure_failover(env)
     finally:
         if not options.keep:
@@ -250,6 +295,7 @@ def main():
         'rerun_changed_tasks': changed_tasks(rerun_output),
         **replace,
         **snapshot,
+        **rolling,
         **failover,
     }, indent=2))
 
