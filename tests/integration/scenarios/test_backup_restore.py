@@ -28,7 +28,6 @@ def lab():
     return {}
 
 
-
 def flat(text):
     """The output with every run of white space made one space: the YAML callback wraps long messages."""
     return ' '.join(text.split())

@@ -86,7 +86,6 @@ def front_cluster_id(front_url):
     return int(gateway_call(front_url, '/v3/maintenance/status', {})['header']['cluster_id'])
 
 
-
 # --- what site.yml built ---------------------------------------------------------------------------------
 
 def test_the_emergency_node_is_a_cluster_of_its_own(members, emergency):
@@ -316,8 +315,8 @@ def test_the_front_switches_to_the_emergency_node_and_back(ansible_runner, gatew
 def test_a_broken_nginx_configuration_is_refused_and_the_front_keeps_working(ansible_runner, gateway, front_url,
                                                                              members):
     conf_before = gateway.file(NGINX_CONF).sha256sum
-    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'), 'nginx_upstream_etcd_active=emergency',
-                       'nginx_upstream_etcd_listen=99999')
+    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'),
+                           'nginx_upstream_etcd_active=emergency', 'nginx_upstream_etcd_listen=99999')
     assert rc != 0
     assert 'failed to validate' in out or 'nginx: configuration file' in out, out[-3000:]
     assert gateway.file(NGINX_CONF).sha256sum == conf_before
@@ -328,8 +327,8 @@ def test_a_broken_nginx_configuration_is_refused_and_the_front_keeps_working(ans
 def test_the_switch_hook_gets_the_side(ansible_runner, gateway):
     hook = "sh -c 'echo \"$0\" >> /var/tmp/hook.log'"
     try:
-        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'), 'nginx_upstream_etcd_active=cluster',
-                           json.dumps({'nginx_upstream_etcd_switch_command': hook}))
+        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'),
+                               'nginx_upstream_etcd_active=cluster', json.dumps({'nginx_upstream_etcd_switch_command': hook}))
         assert rc == 0, out
         assert gateway.file('/var/tmp/hook.log').content_string.split() == ['cluster']
     finally:

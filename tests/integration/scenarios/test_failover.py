@@ -29,7 +29,6 @@ ACTIVE = '/etc/nginx/gatewayops/etcd-active'
 KILLED = ('etcd02', 'etcd03')
 
 
-
 def b64(text):
     return base64.b64encode(text.encode()).decode()
 

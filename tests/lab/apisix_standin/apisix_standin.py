@@ -531,7 +531,7 @@ class PluginRuntime:
             self.files[name] = {'path': path, 'sha256': hashlib.sha256(data).hexdigest()}
             sources.append({'name': name, 'path': path, 'source': data.decode('utf-8', errors='replace')})
         try:
-            for _ in range(RUNNERS_PER_GENERATION if sources else 0):
+            for _runner in range(RUNNERS_PER_GENERATION if sources else 0):
                 self.runners.append(Runner(self.lua_path, sources))
         except PluginLoadError:
             self.close()
@@ -622,7 +622,7 @@ def parse_nodes(nodes):
     out = []
     if isinstance(nodes, dict):
         for address, weight in nodes.items():
-            host, _, port = str(address).rpartition(':')
+            host, _colon, port = str(address).rpartition(':')
             if not host:
                 host, port = port, '80'
             out.append((host.strip('[]'), int(port), int(weight)))
@@ -709,7 +709,6 @@ class RouteTable:
             return route_id
         return None
 
-
     def balancer(self, route_id):
         if route_id in self.balancers:
             return self.balancers[route_id]
@@ -754,7 +753,7 @@ class Response:
             body = body.encode()
         self.body = body
         self.headers = list(headers or [])
-        if content_type and not any(k.lower() == 'content-type' for k, _ in self.headers):
+        if content_type and not any(k.lower() == 'content-type' for k, _value in self.headers):
             self.headers.append(('Content-Type', content_type))
         self.upstream = '-'
         self.upstream_status = '-'
@@ -787,7 +786,7 @@ class Connection:
             wait = deadline - time.monotonic()
             if wait <= 0:
                 raise socket.timeout('client timed out')
-            ready, _, _ = select.select([self.sock], [], [], min(wait, 0.5))
+            ready, _writable, _failed = select.select([self.sock], [], [], min(wait, 0.5))
             if ready:
                 data = self.sock.recv(65536)
                 if not data:
@@ -802,7 +801,7 @@ class Connection:
             if not self.buffer:
                 # a request already waiting is served even while quitting; an idle connection is closed then
                 quitting = self.server.quitting.is_set()
-                ready, _, _ = select.select([self.sock], [], [], 0 if quitting else 0.25)
+                ready, _writable, _failed = select.select([self.sock], [], [], 0 if quitting else 0.25)
                 if not ready:
                     if quitting or time.monotonic() - idle_since > KEEPALIVE_TIMEOUT:
                         return False
@@ -956,7 +955,7 @@ class Listener:
     def accept_loop(self):
         while not self.closed:
             try:
-                ready, _, _ = select.select([self.sock], [], [], 0.5)
+                ready, _writable, _failed = select.select([self.sock], [], [], 0.5)
                 if not ready:
                     continue
                 sock, address = self.sock.accept()
@@ -1175,7 +1174,7 @@ class Server:
             if rest == '/plugins':
                 plugins_revision = kv['mod_revision']
                 continue
-            kind, _, item_id = rest.lstrip('/').partition('/')
+            kind, _slash, item_id = rest.lstrip('/').partition('/')
             if kind not in ('routes', 'upstreams') or not item_id or '/' in item_id:
                 continue
             try:
