@@ -277,7 +277,8 @@ def test_restore_cluster_rebuilds_every_member_from_the_snapshot(ansible_runner,
     assert 'hashes equal: True' in flat(out), out
     assert wait_for(lambda: all_healthy(members), timeout=60), explain('not healthy after the restore')
     expected = lab['keys']
-    assert len([k for k in expected if k.startswith(PREFIX.encode())]) == 300
+    # APISIX's own directory marker (/apisix/routes/ = init_dir) sits beside the 300 routes written above.
+    assert len([k for k in expected if k.startswith(PREFIX.encode()) and k[len(PREFIX):].isdigit()]) == 300
     for member in members:
         found = all_keys(member)
         missing = sorted(set(expected) - set(found))
