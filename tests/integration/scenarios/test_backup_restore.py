@@ -1,4 +1,4 @@
-"""Backups and recovery (molecule/backup_restore): the scheduled backup on etcd01, playbooks/backup.yml with a copy
+"""Backups and recovery (Molecule scenario default): the scheduled backup on etcd01, playbooks/backup.yml with a copy
 on the controller, retention, the refusals (each proven to change nothing), then restore_cluster.yml after every
 member was SIGKILLed and its data dir wiped.
 

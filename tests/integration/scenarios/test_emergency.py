@@ -1,4 +1,4 @@
-"""The emergency node (role etcd_emergency) and the etcd front on gw01 (role nginx_upstream), molecule/emergency.
+"""The emergency node (role etcd_emergency) and the etcd front on gw01 (role nginx_upstream), in Molecule scenario default.
 
 Order matters (pytest runs a file top to bottom): what site.yml built first, then refreshes that succeed, then
 refreshes that must fail and leave the served data alone, then the front, then the roles' refusals.
@@ -17,7 +17,7 @@ import testinfra
 from conftest import Member, run_playbook, container_name, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCENARIO = os.path.join(HERE, '..', '..', '..', 'molecule', 'emergency')
+PLAYBOOKS = os.path.join(HERE, '..', 'playbooks')
 STATE = '/var/lib/etcd-emergency/state.json'
 FAILOVER = '/var/lib/etcd-emergency/failover.json'
 SCRIPT = '/usr/local/sbin/etcd-emergency-refresh'
@@ -168,7 +168,7 @@ def test_the_previous_data_is_kept_one_generation(refreshed, emergency):
 def test_the_refresh_entry_point_returns_the_state(refreshed, ansible_runner, members, emergency):
     key = ('/apisix/routes/entry-point-%s' % uuid.uuid4()).encode()
     cluster_put(members, key, b'{"id":"entry-point"}')
-    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'emergency.yml'), 'emergency_entry_point=refresh')
+    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'emergency.yml'), 'emergency_entry_point=refresh')
     assert rc == 0, out
     assert re.search(r'revision\W+%d\b' % state(emergency)['revision'], out), out[-2000:]
     assert emergency_get(emergency, key) == b'{"id":"entry-point"}'
@@ -219,7 +219,7 @@ def test_the_refresh_entry_point_fails_on_a_failed_refresh(ansible_runner, emerg
              % (SCRIPT, DROP_IN_DIR))
     host.run('systemctl daemon-reload')
     try:
-        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'emergency.yml'), 'emergency_entry_point=refresh')
+        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'emergency.yml'), 'emergency_entry_point=refresh')
     finally:
         host.run('rm -rf %s && systemctl daemon-reload' % DROP_IN_DIR)
     assert rc != 0
@@ -290,7 +290,7 @@ def test_the_front_serves_the_cluster(gateway, front_url, members):
 def test_the_front_switches_to_the_emergency_node_and_back(ansible_runner, gateway, front_url, members, emergency):
     emergency_id = int(endpoint_status(emergency)['header']['cluster_id'])
     cluster_id = int(endpoint_status(members[0])['header']['cluster_id'])
-    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'), 'nginx_upstream_etcd_active=emergency')
+    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'front.yml'), 'nginx_upstream_etcd_active=emergency')
     assert rc == 0, out
     assert 'switched=True' in out
     try:
@@ -300,12 +300,12 @@ def test_the_front_switches_to_the_emergency_node_and_back(ansible_runner, gatew
         assert emergency_get(emergency, b'/apisix/front/emergency') == b'on-emergency'
 
         # The role's main entry point (site.yml) keeps the persisted side: no switch back behind the operator.
-        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'), 'front_entry_point=main')
+        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'front.yml'), 'front_entry_point=main')
         assert rc == 0, out
         assert 'switched=False' in out
         assert front_cluster_id(front_url) == emergency_id
     finally:
-        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'), 'nginx_upstream_etcd_active=cluster')
+        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'front.yml'), 'nginx_upstream_etcd_active=cluster')
     assert rc == 0, out
     assert 'switched=True' in out
     assert gateway.file(ACTIVE).content_string.strip() == 'cluster'
@@ -315,7 +315,7 @@ def test_the_front_switches_to_the_emergency_node_and_back(ansible_runner, gatew
 def test_a_broken_nginx_configuration_is_refused_and_the_front_keeps_working(ansible_runner, gateway, front_url,
                                                                              members):
     conf_before = gateway.file(NGINX_CONF).sha256sum
-    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'),
+    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'front.yml'),
                            'nginx_upstream_etcd_active=emergency', 'nginx_upstream_etcd_listen=99999')
     assert rc != 0
     assert 'failed to validate' in out or 'nginx: configuration file' in out, out[-3000:]
@@ -327,7 +327,7 @@ def test_a_broken_nginx_configuration_is_refused_and_the_front_keeps_working(ans
 def test_the_switch_hook_gets_the_side(ansible_runner, gateway):
     hook = "sh -c 'echo \"$0\" >> /var/tmp/hook.log'"
     try:
-        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'),
+        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'front.yml'),
                                'nginx_upstream_etcd_active=cluster', json.dumps({'nginx_upstream_etcd_switch_command': hook}))
         assert rc == 0, out
         assert gateway.file('/var/tmp/hook.log').content_string.split() == ['cluster']
@@ -346,7 +346,7 @@ def test_the_switch_hook_gets_the_side(ansible_runner, gateway):
 def test_bad_emergency_settings_are_refused_and_change_nothing(ansible_runner, emergency, setting, message):
     files = ['/etc/etcd/etcd.conf', SCRIPT, '/etc/systemd/system/etcd-emergency-refresh.timer']
     before = [emergency.host.file(f).sha256sum for f in files]
-    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'emergency.yml'), setting)
+    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'emergency.yml'), setting)
     assert rc != 0
     flat = re.sub(r'\s+', ' ', out)
     assert 'Nothing was changed.' in flat, out[-3000:]
@@ -356,7 +356,7 @@ def test_bad_emergency_settings_are_refused_and_change_nothing(ansible_runner, e
 
 def test_a_bad_front_side_is_refused(ansible_runner, gateway):
     before = gateway.file(NGINX_CONF).sha256sum
-    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(SCENARIO, 'front.yml'), 'nginx_upstream_etcd_active=somewhere')
+    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'front.yml'), 'nginx_upstream_etcd_active=somewhere')
     assert rc != 0
     assert 'nginx_upstream_etcd_active' in out
     assert gateway.file(NGINX_CONF).sha256sum == before

@@ -201,8 +201,7 @@ def test_rolling_update_refuses_a_plugin_that_does_not_parse(ansible_runner):
 
 def test_drain_refuses_an_nginx_configuration_that_fails_its_test(ansible_runner):
     before = lab_state()
-    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(REPO, 'molecule', 'rolling_update',
-                                                                       'drain.yml'),
+    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(REPO, 'tests', 'integration', 'playbooks', 'drain.yml'),
                            'nginx_upstream_node=apisix01', 'nginx_upstream_http_next_upstream=not-a-condition')
     assert rc != 0, out
     assert 'invalid value "not-a-condition"' in out, out
