@@ -7,6 +7,7 @@ that are about those modules.
 
 import json
 import os
+import shlex
 import subprocess
 import time
 
@@ -18,6 +19,9 @@ os.environ.setdefault('PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION', 'python')
 import etcd3  # noqa: E402  pylint: disable=wrong-import-position
 
 ENV_FILE = '/etc/etcd/etcd.conf'
+# etcd's root user, when the scenario switched authentication on (molecule.yml verifier env); else no login.
+ROOT_PASSWORD = os.environ.get('ETCD_TEST_ROOT_PASSWORD') or None
+ROOT_USER = 'root' if ROOT_PASSWORD else None
 
 
 def _inventory(config):
@@ -71,11 +75,18 @@ class Member(object):
         self.port = int(self.client_url.rsplit(':', 1)[1])
         self.tls = tls
 
-    def client(self):
+    def client(self, user=ROOT_USER, password=ROOT_PASSWORD):
+        """An etcd3 client to the member; as root when the scenario switched authentication on."""
         kwargs = dict(host=self.address, port=self.port, timeout=10)
         if self.client_url.startswith('https'):
             kwargs.update(ca_cert=self.tls['ca'], cert_cert=self.tls['cert'], cert_key=self.tls['key'])
-        return etcd3.client(**kwargs)
+        if user:
+            kwargs.update(user=user, password=password)
+        client = etcd3.client(**kwargs)
+        if user and not self.client_url.startswith('https'):
+            # gRPC refuses call credentials on a plain channel; the client sends the same token as metadata too.
+            client.call_credentials = None
+        return client
 
     def etcdctl(self, *args):
         """Run etcdctl on the member against its own client URL; returns the command result."""
@@ -83,7 +94,8 @@ class Member(object):
         if self.client_url.startswith('https'):
             tls = ['--cacert', self.env['ETCD_TRUSTED_CA_FILE'], '--cert', self.env['ETCD_CERT_FILE'],
                    '--key', self.env['ETCD_KEY_FILE']]
-        cmd = ['ETCDCTL_API=3', 'etcdctl', '--endpoints', self.client_url] + tls
+        auth = ['--user', shlex.quote('%s:%s' % (ROOT_USER, ROOT_PASSWORD))] if ROOT_USER else []
+        cmd = ['ETCDCTL_API=3', 'etcdctl', '--endpoints', self.client_url] + tls + auth
         return self.host.run(' '.join(cmd + list(args)))
 
     def journal(self, lines=60):
@@ -161,12 +173,12 @@ def wait_for(check, timeout=30.0, interval=0.5):
         time.sleep(interval)
 
 
-def run_playbook(inventory, playbook, *extra):
+def run_playbook(inventory, playbook, *extra, options=()):
     """ansible-playbook on the lab: PLAYBOOK is a path, or NAME for the collection's gatewayops.apisix_ha.NAME; each
-    EXTRA is one -e. -> (returncode, output), without colours."""
+    EXTRA is one -e; OPTIONS go on the command line as they are. -> (returncode, output), without colours."""
     if not playbook.endswith('.yml'):
         playbook = 'gatewayops.apisix_ha.' + playbook
-    cmd = ['ansible-playbook', '-i', inventory, playbook]
+    cmd = ['ansible-playbook', '-i', inventory, playbook] + list(options)
     for e in extra:
         cmd += ['-e', e]
     done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,

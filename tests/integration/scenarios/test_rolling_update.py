@@ -284,7 +284,9 @@ def test_the_second_node_was_never_touched(rolled_back):
 
 
 def test_no_request_failed_during_the_failed_update(rolled_back):
-    assert rolled_back['entries'] and not failed(rolled_back['entries']), failed(rolled_back['entries'])[:5]
+    bad = failed(rolled_back['entries'])
+    assert rolled_back['entries'] and not bad, '%d failed, the first: %s\n--- the run ---\n%s' % (
+        len(bad), bad[:5], rolled_back['out'][-6000:])
 
 
 # -- runbook 002's HA checks -----------------------------------------------------------------------------------

@@ -1,0 +1,159 @@
+"""etcd authentication on (scenario etcd_auth): who may read and write what, and the parts of the stack that log in.
+
+site.yml ran with etcd_cluster_auth: the root user, an `apisix` user whose role reads and writes only /apisix, the
+APISIX nodes logging in as it, the scheduled backup and the emergency node's refresh as root. The passwords come
+from the scenario's environment (molecule/etcd_auth/molecule.yml).
+"""
+
+import json
+import os
+import shlex
+import uuid
+
+import pytest
+import testinfra
+import yaml
+
+from conftest import Member, container_name, run_playbook, wait_for
+
+APISIX_USER = 'apisix'
+APISIX_PASSWORD = os.environ.get('ETCD_TEST_APISIX_PASSWORD')
+ROOT_PASSWORD = os.environ.get('ETCD_TEST_ROOT_PASSWORD')
+CONFIG = '/usr/local/apisix/conf/config.yaml'
+NODES = ('apisix01', 'apisix02')
+
+
+def host(name):
+    return testinfra.get_host('docker://' + container_name(name))
+
+
+@pytest.fixture(scope='module', autouse=True)
+def auth_is_on():
+    assert ROOT_PASSWORD and APISIX_PASSWORD, 'run by scenario etcd_auth: its molecule.yml sets the passwords'
+
+
+@pytest.fixture(scope='module')
+def emergency(client_tls):
+    return Member('etcd-single', host('etcd-single'), client_tls)
+
+
+def refused(call):
+    """The error etcd answered a call with (permission denied, missing login, ...); None when it succeeded."""
+    try:
+        call()
+    except Exception as error:  # pylint: disable=broad-except  # the etcd3 client raises gRPC errors of many kinds
+        return str(error) or type(error).__name__
+    return None
+
+
+def key(prefix):
+    return '%s/gatewayops-auth-test-%s' % (prefix, uuid.uuid4().hex[:8])
+
+
+# --- who may do what -------------------------------------------------------------------------------------------
+
+def test_root_and_the_apisix_user_exist(members):
+    users = members[0].etcdctl('user', 'list').stdout.split()
+    assert sorted(users) == ['apisix', 'root'], users
+    role = members[0].etcdctl('role', 'get', APISIX_USER).stdout
+    assert '[/apisix, /apisiy)' in role, role
+
+
+def test_anonymous_access_is_refused(members):
+    client = members[0].client(user=None)
+    assert refused(lambda: client.get('/apisix/routes')) is not None
+    assert refused(lambda: client.put(key('/apisix'), 'x')) is not None
+
+
+def test_a_wrong_password_is_refused(members):
+    assert refused(lambda: members[0].client(user=APISIX_USER, password='not-' + APISIX_PASSWORD)) is not None
+
+
+def test_the_apisix_user_reads_and_writes_its_prefix_only(members):
+    client = members[0].client(user=APISIX_USER, password=APISIX_PASSWORD)
+    mine = key('/apisix')
+    client.put(mine, 'apisix may write here')
+    assert client.get(mine)[0] == b'apisix may write here'
+    client.delete(mine)
+    outside = key('/gatewayops')
+    error = refused(lambda: client.put(outside, 'x'))
+    assert error is not None and 'permission denied' in error, error
+    assert refused(lambda: client.get('/gatewayops')) is not None
+    assert members[0].client().get(outside)[0] is None, 'the refused write reached etcd'
+
+
+def test_root_reads_and_writes_anywhere(members):
+    client = members[0].client()
+    outside = key('/gatewayops')
+    client.put(outside, 'root')
+    assert client.get(outside)[0] == b'root'
+    client.delete(outside)
+
+
+# --- the stack logged in -------------------------------------------------------------------------------------
+
+def config(name):
+    return yaml.safe_load(host(name).file(CONFIG).content_string)
+
+
+def test_the_apisix_nodes_log_in_as_the_apisix_user():
+    for name in NODES:
+        assert host(name).file(CONFIG).mode == 0o640
+        etcd = config(name)['deployment']['etcd']
+        assert (etcd['user'], etcd['password']) == (APISIX_USER, APISIX_PASSWORD), name
+
+
+def test_an_admin_write_is_stored_under_the_apisix_user_and_served(members):
+    """A route written through the admin API of apisix01 (which writes to etcd as `apisix`) is served by both
+    nodes through the gateway."""
+    node = host('apisix01')
+    admin_key = config('apisix01')['deployment']['admin']['admin_key'][0]['key']
+    gateway = host('gw01')
+    route = {'uri': '/auth/*', 'upstream': {'type': 'roundrobin',
+                                            'nodes': {'%s:8080' % gateway.interface('eth0').addresses[0]: 1}}}
+    done = node.run('curl -s -o /dev/null -w %%{http_code} -X PUT http://127.0.0.1:9180/apisix/admin/routes/auth '
+                    '-H %s -H "Content-Type: application/json" -d %s'
+                    % (shlex.quote('X-API-KEY: ' + admin_key), shlex.quote(json.dumps(route))))
+    assert done.stdout in ('200', '201'), done.stdout + done.stderr
+    assert members[0].client().get('/apisix/routes/auth')[0] is not None
+    served = wait_for(lambda: gateway.run('curl -s -o /dev/null -w %{http_code} http://127.0.0.1/auth/hello')
+                      .stdout == '200', timeout=30)
+    assert served, 'the route written as the apisix user is not served through the gateway'
+    for _attempt in range(6):  # both nodes, round robin
+        assert gateway.run('curl -s -o /dev/null -w %{http_code} http://127.0.0.1/auth/hello').stdout == '200'
+
+
+def test_the_scheduled_backup_logs_in_as_root(members):
+    etcd01 = [m for m in members if m.name == 'etcd01'][0]
+    assert etcd01.host.file('/usr/local/sbin/etcd-backup').mode == 0o700
+    before = set(etcd01.host.run('ls /var/backups/etcd').stdout.split())
+    done = etcd01.host.run('systemctl start etcd-backup.service')
+    journal = etcd01.host.run('journalctl -u etcd-backup --no-pager -n 20').stdout
+    assert done.rc == 0, journal
+    assert len(set(etcd01.host.run('ls /var/backups/etcd').stdout.split()) - before) == 1, journal
+    assert ROOT_PASSWORD not in journal
+
+
+def test_the_emergency_refresh_logs_in_as_root_and_carries_the_users(members, emergency):
+    members[0].client().put('/apisix/routes/auth-refresh', '{"id":"auth-refresh"}')
+    done = emergency.host.run('systemctl start etcd-emergency-refresh.service')
+    journal = emergency.host.run('journalctl -u etcd-emergency-refresh --no-pager -n 30').stdout
+    assert done.rc == 0, journal
+    assert emergency.host.file('/usr/local/sbin/etcd-emergency-refresh').mode == 0o700
+    # The snapshot holds the users: the node APISIX fails over to refuses anonymous access as the cluster does.
+    assert refused(lambda: emergency.client(user=None).get('/apisix/routes/auth-refresh')) is not None
+    apisix = emergency.client(user=APISIX_USER, password=APISIX_PASSWORD)
+    assert apisix.get('/apisix/routes/auth-refresh', serializable=True)[0] == b'{"id":"auth-refresh"}'
+
+
+def test_the_passwords_are_never_logged(ansible_runner):
+    """A re-run of the cluster's playbook, verbose, as an operator would run it: neither password appears."""
+    rc, out = run_playbook(ansible_runner.inventory_file, 'etcd_cluster', *auth_vars(), options=['-v'])
+    assert rc == 0, out[-4000:]
+    assert ROOT_PASSWORD not in out and APISIX_PASSWORD not in out
+    assert 'changed=0' in out.split('PLAY RECAP')[-1], out[-3000:]
+
+
+def auth_vars():
+    return ['etcd_cluster_auth=true', 'etcd_cluster_root_password=' + ROOT_PASSWORD,
+            'etcd_cluster_apisix_password=' + APISIX_PASSWORD]
