@@ -293,9 +293,16 @@ def test_no_request_failed_during_the_failed_update(rolled_back):
 
 @pytest.mark.parametrize('stopped,service', [('apisix01', 'apisix'), ('etcd02', 'etcd')])
 def test_traffic_and_admin_writes_go_on_with_one_node_down(rolled_back, stopped, service, tmp_path):
+    """A node stopped without being drained first, as runbook 002 does. A GET sent to it as it went away is retried
+    on the other node; a POST whose connection it had not yet taken when it closed its listening socket is reset
+    after being sent (nginx: "recv() failed (104: Connection reset by peer)"), gets a 502 and is never resent,
+    since the gateway cannot know whether it was applied: at most two such, during the stop. Any other failure
+    fails the test. (rolling_update.yml drains a node first: zero failed requests, tests above.)"""
     writer = [n for n in NODES if n != stopped][0]
     load = Load(tmp_path)
+    stopped_at = time.time()
     assert host(stopped).run('systemctl stop %s' % service).rc == 0
+    stop_ended = time.time()
     try:
         time.sleep(5)
         code, body = admin(writer, 'PUT', 'routes/ha-%s' % stopped,
@@ -306,4 +313,8 @@ def test_traffic_and_admin_writes_go_on_with_one_node_down(rolled_back, stopped,
     finally:
         entries = load.finish()
         host(stopped).run('systemctl start %s' % service)
-    assert len(entries) > 100 and not failed(entries), failed(entries)[:5]
+    cut_off = [e for e in failed(entries) if e['method'] == 'POST' and e['status'] == 502
+               and stopped_at - 1 <= e['at'] <= stop_ended + 2]
+    unexpected = [e for e in failed(entries) if e not in cut_off]
+    assert len(entries) > 100 and not unexpected, unexpected[:5]
+    assert len(cut_off) <= 2, cut_off
