@@ -7,6 +7,7 @@ from the scenario's environment (molecule/etcd_auth/molecule.yml).
 
 import json
 import os
+import re
 import shlex
 import uuid
 
@@ -147,11 +148,14 @@ def test_the_emergency_refresh_logs_in_as_root_and_carries_the_users(members, em
 
 
 def test_the_passwords_are_never_logged(ansible_runner):
-    """A re-run of the cluster's playbook, verbose, as an operator would run it: neither password appears."""
-    rc, out = run_playbook(ansible_runner.inventory_file, 'etcd_cluster', *auth_vars(), options=['-v'])
-    assert rc == 0, out[-4000:]
-    assert ROOT_PASSWORD not in out and APISIX_PASSWORD not in out
-    assert 'changed=0' in out.split('PLAY RECAP')[-1], out[-3000:]
+    """The cluster's playbook run verbose and with --diff, as an operator would, once with a change that rewrites the
+    backup script (which holds the root password), once to put it back: neither password appears."""
+    for change in (['etcd_cluster_backup_keep_days=8'], []):
+        rc, out = run_playbook(ansible_runner.inventory_file, 'etcd_cluster', *(auth_vars() + change),
+                               options=['-v', '--diff'])
+        assert rc == 0, out[-4000:]
+        assert re.search(r'etcd01\s*:.*changed=[1-9]', out.split('PLAY RECAP')[-1]), out[-3000:]
+        assert ROOT_PASSWORD not in out and APISIX_PASSWORD not in out
 
 
 def auth_vars():
