@@ -161,3 +161,16 @@ def test_the_passwords_are_never_logged(ansible_runner):
 def auth_vars():
     return ['etcd_cluster_auth=true', 'etcd_cluster_root_password=' + ROOT_PASSWORD,
             'etcd_cluster_apisix_password=' + APISIX_PASSWORD]
+
+
+def test_the_switch_without_a_password_is_refused_and_changes_nothing(ansible_runner, members):
+    etcd01 = [m for m in members if m.name == 'etcd01'][0]
+    before = (members[0].etcdctl('user', 'list').stdout, etcd01.host.file('/usr/local/sbin/etcd-backup').sha256sum)
+    rc, out = run_playbook(ansible_runner.inventory_file, 'etcd_cluster',
+                           *(auth_vars()[:2] + ['etcd_cluster_apisix_password=']))
+    assert rc != 0, out[-3000:]
+    assert 'etcd_cluster_auth needs etcd_cluster_root_password and etcd_cluster_apisix_password' in out, out[-3000:]
+    assert 'Nothing was changed' in out
+    assert (members[0].etcdctl('user', 'list').stdout,
+            etcd01.host.file('/usr/local/sbin/etcd-backup').sha256sum) == before
+    assert refused(lambda: members[0].client(user=APISIX_USER, password=APISIX_PASSWORD).get('/apisix')) is None
