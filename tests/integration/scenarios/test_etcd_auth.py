@@ -15,11 +15,10 @@ import pytest
 import testinfra
 import yaml
 
-from conftest import Member, container_name, run_playbook, wait_for
+from conftest import ROOT_PASSWORD, Member, container_name, run_playbook, wait_for
 
 APISIX_USER = 'apisix'
 APISIX_PASSWORD = os.environ.get('ETCD_TEST_APISIX_PASSWORD')
-ROOT_PASSWORD = os.environ.get('ETCD_TEST_ROOT_PASSWORD')
 CONFIG = '/usr/local/apisix/conf/config.yaml'
 NODES = ('apisix01', 'apisix02')
 
