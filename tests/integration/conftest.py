@@ -45,11 +45,15 @@ def container_name(inventory_name):
     return inventory_name + ('-s%d' % slot if slot else '')
 
 
+def lab_host(inventory_name):
+    """testinfra's view of a lab host, by the docker backend: testinfra's ansible backend would take the
+    inventory's ansible_host without templating it."""
+    return testinfra.get_host('docker://' + container_name(inventory_name))
+
+
 @pytest.fixture(scope='session')
 def etcd_hosts(etcd_names):
-    # The docker backend by container name: testinfra's ansible backend would take the inventory's
-    # ansible_host without templating it.
-    return {name: testinfra.get_host('docker://' + container_name(name)) for name in etcd_names}
+    return {name: lab_host(name) for name in etcd_names}
 
 
 def read_env_file(host):
@@ -146,6 +150,12 @@ def client_tls():
 @pytest.fixture(scope='session')
 def members(etcd_hosts, client_tls):
     return [Member(name, host, client_tls) for name, host in sorted(etcd_hosts.items())]
+
+
+@pytest.fixture(scope='module')
+def emergency(client_tls):
+    """The emergency node (etcd_emergency), as a Member."""
+    return Member('etcd-single', lab_host('etcd-single'), client_tls)
 
 
 def read_writer_log(path):

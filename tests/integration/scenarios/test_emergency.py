@@ -12,9 +12,8 @@ import urllib.request
 import uuid
 
 import pytest
-import testinfra
 
-from conftest import Member, run_playbook, container_name, wait_for
+from conftest import lab_host, run_playbook, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PLAYBOOKS = os.path.join(HERE, '..', 'playbooks')
@@ -27,13 +26,8 @@ ACTIVE = '/etc/nginx/gatewayops/etcd-active'
 
 
 @pytest.fixture(scope='module')
-def emergency(client_tls):
-    return Member('etcd-single', testinfra.get_host('docker://' + container_name('etcd-single')), client_tls)
-
-
-@pytest.fixture(scope='module')
 def gateway():
-    return testinfra.get_host('docker://' + container_name('gw01'))
+    return lab_host('gw01')
 
 
 @pytest.fixture(scope='module')

@@ -12,19 +12,15 @@ import shlex
 import uuid
 
 import pytest
-import testinfra
 import yaml
 
-from conftest import ROOT_PASSWORD, Member, container_name, run_playbook, wait_for
+from conftest import ROOT_PASSWORD, lab_host as host, run_playbook, wait_for
 
 APISIX_USER = 'apisix'
 APISIX_PASSWORD = os.environ.get('ETCD_TEST_APISIX_PASSWORD')
 CONFIG = '/usr/local/apisix/conf/config.yaml'
+BACKUP_SCRIPT = '/usr/local/sbin/etcd-backup'
 NODES = ('apisix01', 'apisix02')
-
-
-def host(name):
-    return testinfra.get_host('docker://' + container_name(name))
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -33,8 +29,9 @@ def auth_is_on():
 
 
 @pytest.fixture(scope='module')
-def emergency(client_tls):
-    return Member('etcd-single', host('etcd-single'), client_tls)
+def etcd01(members):
+    """The member that holds the scheduled backup (etcd_cluster_backup_host: the first member)."""
+    return [m for m in members if m.name == 'etcd01'][0]
 
 
 def refused(call):
@@ -123,9 +120,8 @@ def test_an_admin_write_is_stored_under_the_apisix_user_and_served(members):
         assert gateway.run('curl -s -o /dev/null -w %{http_code} http://127.0.0.1/auth/hello').stdout == '200'
 
 
-def test_the_scheduled_backup_logs_in_as_root(members):
-    etcd01 = [m for m in members if m.name == 'etcd01'][0]
-    assert etcd01.host.file('/usr/local/sbin/etcd-backup').mode == 0o700
+def test_the_scheduled_backup_logs_in_as_root(etcd01):
+    assert etcd01.host.file(BACKUP_SCRIPT).mode == 0o700
     before = set(etcd01.host.run('ls /var/backups/etcd').stdout.split())
     done = etcd01.host.run('systemctl start etcd-backup.service')
     journal = etcd01.host.run('journalctl -u etcd-backup --no-pager -n 20').stdout
@@ -162,14 +158,13 @@ def auth_vars():
             'etcd_cluster_apisix_password=' + APISIX_PASSWORD]
 
 
-def test_the_switch_without_a_password_is_refused_and_changes_nothing(ansible_runner, members):
-    etcd01 = [m for m in members if m.name == 'etcd01'][0]
-    before = (members[0].etcdctl('user', 'list').stdout, etcd01.host.file('/usr/local/sbin/etcd-backup').sha256sum)
+def test_the_switch_without_a_password_is_refused_and_changes_nothing(ansible_runner, members, etcd01):
+    before = (members[0].etcdctl('user', 'list').stdout, etcd01.host.file(BACKUP_SCRIPT).sha256sum)
     rc, out = run_playbook(ansible_runner.inventory_file, 'etcd_cluster',
                            *(auth_vars()[:2] + ['etcd_cluster_apisix_password=']))
     assert rc != 0, out[-3000:]
     assert 'etcd_cluster_auth needs etcd_cluster_root_password and etcd_cluster_apisix_password' in out, out[-3000:]
     assert 'Nothing was changed' in out
     assert (members[0].etcdctl('user', 'list').stdout,
-            etcd01.host.file('/usr/local/sbin/etcd-backup').sha256sum) == before
+            etcd01.host.file(BACKUP_SCRIPT).sha256sum) == before
     assert refused(lambda: members[0].client(user=APISIX_USER, password=APISIX_PASSWORD).get('/apisix')) is None

@@ -16,9 +16,8 @@ import time
 import urllib.request
 
 import pytest
-import testinfra
 
-from conftest import container_name, read_writer_log, run_playbook, wait_for
+from conftest import lab_host, read_writer_log, run_playbook, wait_for
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
@@ -60,12 +59,12 @@ class Front(object):
 
 @pytest.fixture(scope='module')
 def gateway():
-    return testinfra.get_host('docker://' + container_name('gw01'))
+    return lab_host('gw01')
 
 
 @pytest.fixture(scope='module')
 def emergency():
-    return testinfra.get_host('docker://' + container_name('etcd-single'))
+    return lab_host('etcd-single')
 
 
 @pytest.fixture(scope='module')

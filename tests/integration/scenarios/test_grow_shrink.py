@@ -9,9 +9,8 @@ import json
 import os
 
 import pytest
-import testinfra
 
-from conftest import container_name, read_writer_log
+from conftest import lab_host, read_writer_log
 
 EPHEMERAL = os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY', '')
 ADDED = ['etcd04', 'etcd05']
@@ -69,7 +68,7 @@ def test_hashkv_equal_at_one_revision(members, explain):
 
 @pytest.mark.parametrize('name', ADDED)
 def test_removed_hosts_are_stopped_disabled_with_data_kept_aside(name):
-    host = testinfra.get_host('docker://' + container_name(name))
+    host = lab_host(name)
     service = host.service('etcd')
     assert not service.is_running and not service.is_enabled, name
     assert not host.file('/var/lib/etcd/%s.etcd' % name).exists, 'the data dir was not moved aside on %s' % name

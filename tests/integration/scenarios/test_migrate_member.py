@@ -13,18 +13,13 @@ import os
 import subprocess
 
 import pytest
-import testinfra
 import yaml
 
-from conftest import container_name, read_writer_log
+from conftest import lab_host as host, read_writer_log
 
 EPHEMERAL = os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY', '')
 # member name -> host it runs on after the move
 PLACEMENT = {'etcd01': 'etcd01', 'etcd03': 'etcd04', 'etcd05': 'etcd05'}
-
-
-def host(name):
-    return testinfra.get_host('docker://' + container_name(name))
 
 
 def etcdctl(on, *args):

@@ -16,10 +16,9 @@ import sys
 import time
 
 import pytest
-import testinfra
 import yaml
 
-from conftest import container_name, run_playbook, wait_for
+from conftest import lab_host as host, run_playbook, wait_for
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 PLUGINS = os.path.join(REPO, 'tests', 'lab', 'apisix_standin', 'example_plugins')
@@ -41,10 +40,6 @@ def source(version):
 def plugin_sha(version):
     with open(os.path.join(source(version), PLUGIN + '.lua'), 'rb') as f:
         return hashlib.sha256(f.read()).hexdigest()
-
-
-def host(name):
-    return testinfra.get_host('docker://' + container_name(name))
 
 
 def curl(on, *args):
