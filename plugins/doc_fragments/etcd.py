@@ -8,7 +8,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # The connection options every etcd module shares (plugins/module_utils/etcd_module.py).
+    # The connection options every etcd module shares (plugins/module_utils/_etcd_module.py).
     DOCUMENTATION = r"""
 options:
   endpoints:

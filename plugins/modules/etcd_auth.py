@@ -295,12 +295,12 @@ import copy
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_client import (
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import (
     EtcdAuthError,
     EtcdError,
     prefix_range_end,
 )
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module import EtcdModule
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import EtcdModule
 
 ROOT = 'root'
 PERM_TYPES = dict(read='READ', write='WRITE', readwrite='READWRITE')

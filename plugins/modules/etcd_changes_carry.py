@@ -191,14 +191,14 @@ msg:
   sample: "carried 2 keys from revision 4711 to 4790 of the source: 1 put, 1 deleted, 0 conflicts"
 """
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_client import (
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import (
     EtcdApiError,
     txn_compare,
     txn_delete,
     txn_put,
     txn_range,
 )
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module import EtcdModule
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import EtcdModule
 
 
 # At most this many operations per transaction (etcd's --max-txn-ops defaults to 128).

@@ -254,13 +254,13 @@ problems:
 import threading
 import time
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_client import (
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import (
     EtcdError,
     EtcdNotSupportedError,
     format_id,
     majority,
 )
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module import (
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import (
     EtcdModule,
     format_member,
     members_health,

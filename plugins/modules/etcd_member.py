@@ -262,13 +262,13 @@ diff:
 
 import time
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_client import (
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import (
     EtcdApiError,
     EtcdError,
     format_id,
     majority,
 )
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module import (
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import (
     EtcdModule,
     agreed_leader,
     check_url,

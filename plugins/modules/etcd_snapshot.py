@@ -368,9 +368,9 @@ import tempfile
 
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_client import EtcdError
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module import EtcdModule
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_snapshot_file import (
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import EtcdError
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import EtcdModule
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_snapshot_file import (
     DATA_DIR_ABSENT,
     DATA_DIR_INITIALISED,
     DATA_DIR_NOT_A_DIR,

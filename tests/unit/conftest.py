@@ -108,7 +108,7 @@ def version(request):
 
 @pytest.fixture
 def gateway(version, monkeypatch):
-    from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import etcd_client
+    from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _etcd_client as etcd_client
     fake = FakeGateway(version)
     monkeypatch.setattr(etcd_client, 'open_url', fake)
     return fake

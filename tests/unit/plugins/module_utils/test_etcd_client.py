@@ -12,7 +12,7 @@ import urllib.error
 
 import pytest
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import etcd_client as ec
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _etcd_client as ec
 
 M1, M2, M3 = 'http://127.0.0.1:22379', 'http://127.0.0.1:22479', 'http://127.0.0.1:22579'
 ID1, ID2, ID3 = 4782522711884662369, 8939032857194323073, 1736334208595272154

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import etcd_client as ec
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _etcd_client as ec
 
 EP = 'http://127.0.0.1:27379'
 

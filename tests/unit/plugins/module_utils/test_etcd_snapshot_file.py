@@ -14,7 +14,7 @@ import stat
 
 import pytest
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import etcd_snapshot_file as sf
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _etcd_snapshot_file as sf
 
 SNAPSHOTS = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'snapshots')
 SNAPSHOT = os.path.abspath(os.path.join(SNAPSHOTS, 'etcd-3.4.23-6keys.db'))

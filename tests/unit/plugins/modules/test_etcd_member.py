@@ -9,7 +9,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.gatewayops.apisix_ha.plugins.modules import etcd_member
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_module import check_url
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import check_url
 
 M1, M2, M3 = 'http://127.0.0.1:22379', 'http://127.0.0.1:22479', 'http://127.0.0.1:22579'
 EP = [M1, M2]

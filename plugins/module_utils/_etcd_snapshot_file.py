@@ -1,6 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, gatewayops maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Internal to gatewayops.apisix_ha (hence the leading underscore): not a public API; it may change in any
+# release without notice. Other collections must not import it.
 """etcd snapshot files: integrity checks and etcdutl/etcdctl invocation.
 
 Runs on the managed hosts: standard library only.

@@ -1,6 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, gatewayops maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Internal to gatewayops.apisix_ha (hence the leading underscore): not a public API; it may change in any
+# release without notice. Other collections must not import it.
 """Shared layer of the etcd modules: the common argument spec (documented by the doc fragment
 gatewayops.apisix_ha.etcd) and the module base class."""
 
@@ -17,7 +20,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.six.moves.urllib.parse import urlparse
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils.etcd_client import (
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import (
     EtcdClient,
     EtcdError,
     EtcdApiError,

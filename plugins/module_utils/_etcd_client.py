@@ -1,6 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, gatewayops maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Internal to gatewayops.apisix_ha (hence the leading underscore): not a public API; it may change in any
+# release without notice. Other collections must not import it.
 """The one etcd client of the collection.
 
 It speaks the v3 JSON gateway (grpc-gateway) that every etcd 3.4+ serves on its client port:
