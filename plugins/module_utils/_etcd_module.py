@@ -14,12 +14,11 @@ __metaclass__ = type
 
 import copy
 import threading
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.six.moves.urllib.parse import urlparse
 
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._module_base import GatewayopsModule
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import (
     EtcdClient,
     EtcdError,
@@ -53,12 +52,13 @@ def etcd_argument_spec(spec=None):
     return merged
 
 
-class EtcdModule(AnsibleModule):
-    """Base of the etcd modules: the common connection options, a lazily built EtcdClient, and
-    run() which turns the client's exceptions into fail_json with a message saying which endpoint
-    answered what."""
+class EtcdModule(GatewayopsModule):
+    """Base of the etcd modules: the collection's module base (one failure path, the action recorder, diff)
+    with the common connection options (user and password go together), a lazily built EtcdClient, and
+    failure_result() which turns the client's exceptions into a message saying which endpoint answered what."""
 
     def __init__(self, argument_spec=None, **kwargs):
+        kwargs['required_together'] = list(kwargs.get('required_together') or []) + [['user', 'password']]
         super(EtcdModule, self).__init__(argument_spec=etcd_argument_spec(argument_spec), **kwargs)
         self._client = None
 
@@ -77,7 +77,7 @@ class EtcdModule(AnsibleModule):
                 password=p['password'],
             )
         except EtcdError as e:
-            self.fail_json(msg='Invalid etcd connection options: %s' % to_native(e))
+            self.fail('Invalid etcd connection options: %s' % to_native(e))
 
     @property
     def client(self):
@@ -87,31 +87,31 @@ class EtcdModule(AnsibleModule):
 
     def run(self, func, *args, **kwargs):
         """Call ``func(*args, **kwargs)``; an etcd exception ends the module with fail_json."""
-        try:
-            return func(*args, **kwargs)
-        except EtcdTLSError as e:
-            self._fail_etcd('TLS connection to etcd failed (check ca_cert, client_cert, client_key, '
-                            'validate_certs)', e)
-        except EtcdConnectionError as e:
-            self._fail_etcd('Could not reach any etcd endpoint', e)
-        except EtcdAuthError as e:
-            self._fail_etcd('etcd refused the credentials or the permission (check user, password)', e)
-        except EtcdUnavailableError as e:
-            self._fail_etcd('etcd cannot serve the request now (no leader, unhealthy cluster or timeout)', e)
-        except EtcdNotSupportedError as e:
-            self._fail_etcd('This etcd version does not offer this request on its JSON gateway', e)
-        except EtcdApiError as e:
-            self._fail_etcd('etcd refused the request', e)
-        except EtcdError as e:
-            self._fail_etcd('etcd error', e)
+        return self.execute(func, *args, **kwargs)
 
-    def _fail_etcd(self, what, exc):
+    def failure_result(self, exc):
+        if not isinstance(exc, EtcdError):
+            return None
+        for cls, what in ETCD_FAILURE_WORDING:
+            if isinstance(exc, cls):
+                break
         result = dict(msg='%s: %s' % (what, to_native(exc)), error_type=exc.__class__.__name__,
-                      attempts=[dict(endpoint=ep, error=text) for ep, text in exc.attempts],
-                      exception=traceback.format_exc())
+                      attempts=[dict(endpoint=ep, error=text) for ep, text in exc.attempts])
         if isinstance(exc, EtcdApiError):
             result.update(http_status=exc.status, grpc_code=exc.code, etcd_message=exc.grpc_message)
-        self.fail_json(**result)
+        return result
+
+
+# What each client exception means to the operator; the first class that matches wins.
+ETCD_FAILURE_WORDING = (
+    (EtcdTLSError, 'TLS connection to etcd failed (check ca_cert, client_cert, client_key, validate_certs)'),
+    (EtcdConnectionError, 'Could not reach any etcd endpoint'),
+    (EtcdAuthError, 'etcd refused the credentials or the permission (check user, password)'),
+    (EtcdUnavailableError, 'etcd cannot serve the request now (no leader, unhealthy cluster or timeout)'),
+    (EtcdNotSupportedError, 'This etcd version does not offer this request on its JSON gateway'),
+    (EtcdApiError, 'etcd refused the request'),
+    (EtcdError, 'etcd error'),
+)
 
 
 # ---------------------------------------------------------------------------------------------------
