@@ -191,10 +191,13 @@ class Refresh(object):
         self.tools.require_etcdctl(self.config['bin_dir'])
         path = os.path.join(snapshot_dir, 'snapshot.db')
         taken_at = datetime.datetime.now(datetime.timezone.utc)
-        endpoint, probed = self.flow.save(path, endpoints, self.connection, password=self.config['password'] or None,
-                                          probe=self.flow.etcdctl_probe(self.connection, self.config['password']
-                                                                        or None),
-                                          timeout=self.config['save_timeout'])
+        password = self.config['password'] or None
+        try:
+            endpoint, probed = self.flow.save(path, endpoints, self.connection, password=password,
+                                              probe=self.flow.etcdctl_probe(self.connection, password),
+                                              timeout=self.config['save_timeout'])
+        except self.wf.SnapshotStepError as exc:
+            raise RefreshError('no source endpoint gave a snapshot: %s' % '; '.join(exc.extra['endpoint_errors']))
         return path, endpoint, probed.get('cluster_id'), taken_at
 
     def refresh(self, state, endpoints, from_file=None):

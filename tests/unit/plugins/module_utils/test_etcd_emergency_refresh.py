@@ -43,6 +43,13 @@ class Node(object):
             json.dump(config, handle)
         self.now = [0.0]
 
+    def configure(self, **changes):
+        with open(self.config_file) as handle:
+            config = json.load(handle)
+        config.update(changes)
+        with open(self.config_file, 'w') as handle:
+            json.dump(config, handle)
+
     def clock(self):
         return self.now[0]
 
@@ -125,11 +132,7 @@ def test_a_failed_restore_leaves_nothing_and_changes_nothing(node):
 
 
 def test_a_corrupt_snapshot_changes_nothing(node):
-    with open(node.config_file) as handle:
-        config = json.load(handle)
-    config['endpoints'] = ['http://corrupt:2379']
-    with open(node.config_file, 'w') as handle:
-        json.dump(config, handle)
+    node.configure(endpoints=['http://corrupt:2379'])
     assert node.run() == 1
     assert 'failed verification, nothing was changed' in node.state()['last_error']
     assert node.host.serving == 10 and node.leftovers() == []
@@ -209,13 +212,9 @@ def test_killed_then_the_recovery_alone_tells_the_truth(tmp_path, generations, a
     node = filled(tmp_path, generations)
     with pytest.raises(Killed):
         node.run(killer=Killer(at))
-    with open(node.config_file) as handle:
-        config = json.load(handle)
-    config['endpoints'] = ['http://dead.invalid:2379']
-    with open(node.config_file, 'w') as handle:
-        json.dump(config, handle)
+    node.configure(endpoints=['http://dead.invalid:2379'])
     assert node.run() == 1
     state = node.state()
-    assert 'no endpoint gave a snapshot' in state['last_error']
+    assert 'no source endpoint gave a snapshot: http://dead.invalid:2379: ' in state['last_error']
     assert node.host.running and state['revision'] == node.host.serving == node.disk_revision()
     assert node.leftovers() == []
