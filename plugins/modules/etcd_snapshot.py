@@ -451,14 +451,16 @@ class EtcdSnapshot(object):
     def resolve_owner(self):
         uid = gid = -1
         owner, group = self.params['owner'], self.params['group']
-        try:
-            if owner:
+        if owner:
+            try:
                 uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
-            if group:
+            except KeyError:
+                raise self.fail('owner %r does not exist on this host' % owner)
+        if group:
+            try:
                 gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
-        except KeyError:
-            raise self.fail('%s %r does not exist on this host' % (('group', group) if uid != -1 or not owner
-                                                                     else ('owner', owner)))
+            except KeyError:
+                raise self.fail('group %r does not exist on this host' % group)
         return uid, gid
 
     def owner_text(self):
@@ -478,8 +480,8 @@ class EtcdSnapshot(object):
         path = self.params['path']
         info = self.verify(path, self.params['read_status'])
         if 'revision' in info:
-            msg = 'snapshot %s is intact: revision %d, %d keys, sha256 %s' % (path, info['revision'],
-                                                                             info['total_keys'], info['sha256'])
+            msg = 'snapshot %s is intact: revision %d, %d keys, sha256 %s' % (
+                path, info['revision'], info['total_keys'], info['sha256'])
         else:
             msg = 'snapshot %s is intact (integrity trailer checked): sha256 %s' % (path, info['sha256'])
         self.finish(msg)

@@ -91,8 +91,8 @@ class Refresh(object):
         rc, out, err = self.run(['systemctl', action, self.config['service']], None,
                                 self.config['health_timeout'] + 30)
         if rc != 0:
-            raise RefreshError('systemctl %s %s failed (rc=%d): %s' % (action, self.config['service'], rc,
-                                                                      (err or out).strip()))
+            raise RefreshError('systemctl %s %s failed (rc=%d): %s'
+                               % (action, self.config['service'], rc, (err or out).strip()))
 
     def served(self):
         """(revision, has a leader) of the local etcd, or (None, False) when it does not answer."""
