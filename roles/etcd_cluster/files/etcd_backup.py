@@ -91,14 +91,17 @@ def main(argv=None, run=None, ops=None):
     with open(args.config) as handle:
         config = json.load(handle)
     sf, wf = load_workflow(config.get('lib_dir'))
-    with open(os.path.join(config['dir'], '.backup.lock'), 'w') as lock:
-        # One backup at a time in the directory (the timer and a manual run).
+    # One backup at a time in the directory (the timer and a manual run): a lock on the directory itself, so the
+    # directory holds nothing but snapshots.
+    lock = os.open(config['dir'], os.O_RDONLY)
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            backup(config, sf, wf, run or wf.run_subprocess, ops or wf.FileOps())
-        except (BackupFailed, sf.SnapshotError, OSError) as exc:
-            sys.stderr.write('etcd backup FAILED, older backups left as they are: %s\n' % exc)
-            return 1
+        backup(config, sf, wf, run or wf.run_subprocess, ops or wf.FileOps())
+    except (BackupFailed, sf.SnapshotError, OSError) as exc:
+        sys.stderr.write('etcd backup FAILED, older backups left as they are: %s\n' % exc)
+        return 1
+    finally:
+        os.close(lock)
     return 0
 
 
