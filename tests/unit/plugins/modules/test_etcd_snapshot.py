@@ -627,3 +627,61 @@ def test_documentation_parses():
         assert key in ret and 'sample' in ret[key] or key == 'integrity_error'
     examples = yaml.safe_load(etcd_snapshot.EXAMPLES)
     assert all('gatewayops.apisix_ha.etcd_snapshot' in task for task in examples if 'ansible.builtin.debug' not in task)
+
+
+# --- restored, with a stand-in etcdutl (the real-tool tests above are skipped where etcd is not installed) -----
+
+FAKE_ETCDUTL = r'''#!{python}
+import json, os, sys
+argv = sys.argv[1:]
+if argv[:2] == ['snapshot', 'status']:
+    print(json.dumps(dict(hash=938499975, revision=7, totalKey=10, totalSize=20480)))
+    sys.exit(0)
+if argv[:2] == ['snapshot', 'restore']:
+    target = argv[argv.index('--data-dir') + 1]
+    os.makedirs(os.path.join(target, 'member', 'snap'))
+    os.makedirs(os.path.join(target, 'member', 'wal'))
+    open(os.path.join(target, 'member', 'snap', 'db'), 'w').write('restored')
+    open(os.path.join(target, 'member', 'wal', '0.wal'), 'w').write('wal')
+    sys.exit(0)
+sys.exit(2)
+'''
+
+
+@pytest.fixture
+def fake_etcdutl(tmp_path):
+    bindir = tmp_path / 'fakebin'
+    bindir.mkdir()
+    script = bindir / 'etcdutl'
+    script.write_text(FAKE_ETCDUTL.replace('{python}', sys.executable))
+    script.chmod(0o755)
+    return str(bindir)
+
+
+def test_restored_force_with_stand_in_tool_swaps_and_keeps_the_old_dir(tmp_path, fake_etcdutl):
+    parent = tmp_path / 'etcd'
+    data_dir = parent / 'data'
+    (data_dir / 'member' / 'snap').mkdir(parents=True)
+    (data_dir / 'member' / 'snap' / 'db').write_text('old')
+    res = run(restore_args(SNAPSHOT, str(data_dir), fake_etcdutl, force=True), diff=True)
+    assert not res.get('failed'), res
+    assert res['changed'] is True
+    aside = res['replaced_dir']
+    assert (data_dir / 'member' / 'snap' / 'db').read_text() == 'restored'
+    assert open(os.path.join(aside, 'member', 'snap', 'db')).read() == 'old'
+    assert stat.S_IMODE(os.stat(str(data_dir)).st_mode) == 0o700
+    assert sorted(os.listdir(str(parent))) == sorted(['data', os.path.basename(aside)])
+    assert res['actions'][-2:] == ['moved %s aside to %s (kept)' % (data_dir, aside),
+                                   'renamed %s to %s' % (res['actions'][-1].split(' ')[1], data_dir)]
+
+
+def test_restored_check_mode_with_stand_in_tool_says_would(tmp_path, fake_etcdutl):
+    data_dir = tmp_path / 'data'
+    (data_dir / 'member').mkdir(parents=True)
+    before = tree(str(tmp_path))
+    res = run(restore_args(SNAPSHOT, str(data_dir), fake_etcdutl, force=True), check_mode=True)
+    assert not res.get('failed'), res
+    assert res['changed'] is True and res['msg'].startswith('would restore')
+    changes = [a for a in res['actions'] if not a.startswith(('ran: ', 'verified '))]
+    assert changes and all(a.startswith('would ') for a in changes), changes
+    assert tree(str(tmp_path)) == before
