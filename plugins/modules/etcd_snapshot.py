@@ -20,13 +20,14 @@ description:
     512-byte boundary. Missing, empty, truncated (no trailer), corrupted (hash mismatch) and foreign (no
     bbolt meta page) files are refused with a message saying which.
   - O(state=verified) checks O(path) and reads its revision and key count with C(snapshot status -w json).
-  - O(state=restored) verifies O(path), restores it into a new directory beside O(data_dir) (same
+  - O(state=restored) verifies O(path), restores it into a new private directory beside O(data_dir) (same
     filesystem), proves the result (layout and revision), and only then renames it into place. An
     O(data_dir) that already holds a member (C(member/) exists) is left alone unless O(force=true), which
     moves the old directory aside to C(<data_dir>.replaced-<UTC timestamp>); that copy is kept, never
     deleted. So seeding a member from a snapshot happens once, and re-running a play does not reset it.
   - O(state=saved) takes a snapshot from the first of O(endpoints) that answers with C(etcdctl snapshot save),
-    into a temporary file in the directory of O(path), verifies it and renames it to O(path). A half-written
+    into a private temporary directory beside O(path), verifies it and renames it to O(path). Each endpoint is
+    asked once for its status (its database size) before the save; one that does not answer is skipped. A half-written
     or corrupt file never appears under O(path). An existing O(path) is kept unless O(force=true).
   - Before saving, the free space of the directory of O(path) must exceed the database size the endpoint reports
     in its maintenance status plus O(free_space_margin_mb); otherwise nothing is taken.
@@ -363,13 +364,12 @@ import grp
 import os
 import pwd
 import shlex
-import shutil
-import tempfile
 
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import EtcdError
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import EtcdModule
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._module_base import ModuleFailure
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_snapshot_file import (
     DATA_DIR_ABSENT,
     DATA_DIR_INITIALISED,
@@ -385,55 +385,68 @@ from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_snapsho
     check_member_arguments,
     check_snapshot,
     data_dir_state,
-    fsync_dir,
-    parse_status,
     plan_retention,
     publish,
     remove_files,
     replaced_dir_name,
-    restored_layout_ok,
     tool_environ_drop,
+)
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_snapshot_workflow import (
+    DataDirSwap,
+    FileOps,
+    ProbeFailed,
+    SnapshotStepError,
+    SnapshotWorkflow,
+    staging_prefix,
 )
 
 
-class SnapshotFailure(Exception):
-    """Ends the module with fail_json(msg, **extra)."""
-
-    def __init__(self, msg, **extra):
-        super(SnapshotFailure, self).__init__(msg)
-        self.msg = msg
-        self.extra = extra
-
-
-def _cmdline(argv):
-    return ' '.join(shlex.quote(a) for a in argv)
-
-
-def _last_line(text, rc):
-    lines = [line for line in (text or '').strip().splitlines() if line.strip()]
-    return lines[-1] if lines else 'rc=%d' % rc
-
-
 class EtcdSnapshot(object):
+    """The three states over the collection's snapshot workflow; every action goes to the module's recorder."""
 
     def __init__(self, module):
         self.module = module
         self.params = module.params
         self.check_mode = module.check_mode
-        self.actions = []
+        self.recorder = module.recorder
+        self.changed = False
         # Not 'path': AnsibleModule would add the file's stat (state, owner, size...) over the module's keys.
-        self.result = dict(changed=False, snapshot_path=self.params['path'], actions=self.actions)
+        self.result = dict(snapshot_path=self.params['path'])
         self.tools = SnapshotTools.find(self.params['bin_dir'])
+        self.flow = SnapshotWorkflow(self.tools, self.run, log=self.note, bin_dir=self.params['bin_dir'])
+        self.ops = FileOps()
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def would(self, text):
-        self.actions.append(('would ' + text) if self.check_mode else text)
+    def note(self, text):
+        """Record what was read or checked (not a change; check mode runs it too)."""
+        self.recorder.actions.append(text)
 
-    def run(self, argv, environ_update=None):
-        self.actions.append('ran: %s' % _cmdline(argv))
-        rc, out, err = self.module.run_command(argv, environ_update=environ_update or {})
-        return rc, out, err
+    def act(self, plan, done, func=None, *args):
+        """A change: ``done`` once run, ``would <plan>`` in check mode (then func is not called)."""
+        if not self.check_mode:
+            self.changed = True
+        return self.recorder.do(plan if self.check_mode else done, func, *args)
+
+    def run(self, argv, environ_update=None, timeout=None):
+        self.note('ran: %s' % ' '.join(shlex.quote(a) for a in argv))
+        return self.module.run_command(argv, environ_update=environ_update or {})
+
+    def fail(self, msg, **extra):
+        result = dict(self.result)
+        result.update(extra)
+        result['changed'] = self.changed
+        return ModuleFailure(msg, **result)
+
+    def failure(self, exc, suffix=''):
+        """The ModuleFailure for an exception of the snapshot layer."""
+        if isinstance(exc, SnapshotIntegrityError):
+            return self.fail(to_native(exc) + suffix, integrity_ok=False, integrity_error=exc.reason)
+        if isinstance(exc, SnapshotStepError):
+            return self.fail(to_native(exc) + suffix, **exc.extra)
+        if isinstance(exc, SnapshotError):
+            return self.fail(to_native(exc) + suffix, error=exc.reason)
+        return self.fail('%s failed: %s%s' % (self.params['state'], to_native(exc), suffix))
 
     def resolve_owner(self):
         uid = gid = -1
@@ -442,67 +455,36 @@ class EtcdSnapshot(object):
             try:
                 uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
             except KeyError:
-                raise SnapshotFailure('owner %r does not exist on this host' % owner)
+                raise self.fail('owner %r does not exist on this host' % owner)
         if group:
             try:
                 gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
             except KeyError:
-                raise SnapshotFailure('group %r does not exist on this host' % group)
+                raise self.fail('group %r does not exist on this host' % group)
         return uid, gid
 
-    def apply_owner(self, top, uid, gid, recursive):
-        if uid == -1 and gid == -1:
-            return
-        os.lchown(top, uid, gid)
-        if recursive:
-            for root, dirs, files in os.walk(top):
-                for entry in dirs + files:
-                    os.lchown(os.path.join(root, entry), uid, gid)
-        self.actions.append('changed ownership of %s%s to %s:%s' % (
-            top, ' (recursively)' if recursive else '', self.params['owner'] or '-', self.params['group'] or '-'))
-
-    def status(self, path):
-        argv = self.tools.status_argv(path)
-        rc, out, err = self.run(argv, environ_update=self.tools.offline_environ())
-        if rc != 0:
-            raise SnapshotFailure('"snapshot status" of %s failed (rc=%d): %s'
-                                  % (path, rc, (err or out).strip()), rc=rc, stdout=out, stderr=err)
-        return parse_status(out)
+    def owner_text(self):
+        return '%s:%s' % (self.params['owner'] or '-', self.params['group'] or '-')
 
     def verify(self, path, read_status=True):
-        """Integrity trailer + (unless read_status is false) snapshot status. Returns the fields returned to the
-        user."""
-        try:
-            info = check_snapshot(path)
-        except SnapshotIntegrityError as exc:
-            raise SnapshotFailure(to_native(exc), integrity_ok=False, integrity_error=exc.reason)
-        self.actions.append('verified the sha256 integrity trailer of %s' % path)
-        if not read_status:
-            return dict(integrity_ok=True, sha256=info['sha256'], size=info['size'])
-        self.tools.require_offline(self.params['bin_dir'])
-        status = self.status(path)
-        return dict(
-            integrity_ok=True,
-            sha256=info['sha256'],
-            size=info['size'],
-            revision=status['revision'],
-            total_keys=status['total_keys'],
-            total_size=status['total_size'],
-            hash=status['hash'],
-            tool=self.tools.offline_tool,
-        )
+        info = self.flow.verify(path, read_status)
+        self.result.update(info)
+        return info
+
+    def finish(self, msg, before=None, after=None):
+        self.module.finish(before=before, after=after, changed=self.changed, msg=msg, **self.result)
 
     # -- states ----------------------------------------------------------------------------------
 
     def state_verified(self):
         path = self.params['path']
         info = self.verify(path, self.params['read_status'])
-        self.result.update(info)
         if 'revision' in info:
-            self.result['msg'] = ('snapshot %s is intact: revision %d, %d keys, sha256 %s'
-                                  % (path, info['revision'], info['total_keys'], info['sha256']))
+            msg = 'snapshot %s is intact: revision %d, %d keys, sha256 %s' % (
+                path, info['revision'], info['total_keys'], info['sha256'])
         else:
-            self.result['msg'] = 'snapshot %s is intact (integrity trailer checked): sha256 %s' % (path, info['sha256'])
+            msg = 'snapshot %s is intact (integrity trailer checked): sha256 %s' % (path, info['sha256'])
+        self.finish(msg)
 
     def state_restored(self):
         p = self.params
@@ -511,128 +493,90 @@ class EtcdSnapshot(object):
         try:
             check_member_arguments(p['name'], p['initial_cluster'], p['initial_advertise_peer_urls'])
         except SnapshotArgumentError as exc:
-            raise SnapshotFailure(to_native(exc))
+            raise self.fail(to_native(exc))
         uid, gid = self.resolve_owner()
 
-        # 1. The file first: nothing is written for a file that would not restore.
+        # The file first: nothing is written for a file that would not restore.
         info = self.verify(path)
-        self.result.update(info)
-
-        # 2. What is there now.
         before_state = data_dir_state(data_dir)
         self.result['data_dir_state'] = before_state
         if before_state == DATA_DIR_NOT_A_DIR:
-            raise SnapshotFailure('data_dir %s exists and is not a directory' % data_dir)
+            raise self.fail('data_dir %s exists and is not a directory' % data_dir)
         if before_state != DATA_DIR_ABSENT and os.path.ismount(data_dir):
-            raise SnapshotFailure('data_dir %s is a mount point; the restored data is renamed into place from '
-                                  'beside it, so use a directory below the mount point' % data_dir)
+            raise self.fail('data_dir %s is a mount point; the restored data is renamed into place from beside it, '
+                            'so use a directory below the mount point' % data_dir)
         before = dict(data_dir=data_dir, state=before_state)
         if before_state == DATA_DIR_INITIALISED and not p['force']:
-            self.actions.append('left %s alone: it already holds an etcd member (force: true replaces it)'
-                                % data_dir)
-            self.result['msg'] = ('data_dir %s is already initialised (holds member/); not restored from %s'
-                                  % (data_dir, path))
-            self.set_diff(before, before)
-            return
+            self.note('left %s alone: it already holds an etcd member (force: true replaces it)' % data_dir)
+            return self.finish('data_dir %s is already initialised (holds member/); not restored from %s'
+                               % (data_dir, path), before, before)
         if before_state == DATA_DIR_OTHER and not p['force']:
-            raise SnapshotFailure('data_dir %s is not empty and holds no etcd member (no member/ directory); '
-                                  'refusing to restore over it. Empty it, or use force: true to move it aside'
-                                  % data_dir)
+            raise self.fail('data_dir %s is not empty and holds no etcd member (no member/ directory); refusing to '
+                            'restore over it. Empty it, or use force: true to move it aside' % data_dir)
 
         replacing = before_state in (DATA_DIR_INITIALISED, DATA_DIR_OTHER)
         parent = os.path.dirname(data_dir) or '.'
-        base = os.path.basename(data_dir)
         after = dict(data_dir=data_dir, state=DATA_DIR_INITIALISED, restored_from=path, sha256=info['sha256'],
                      revision=info['revision'], member=p['name'], initial_cluster=p['initial_cluster'],
                      initial_cluster_token=p['initial_cluster_token'])
+        aside = replaced_dir_name(data_dir) if replacing else None
+        if aside:
+            self.result['replaced_dir'] = after['previous_data_dir_kept_at'] = aside
+        msg = 'restored %s (revision %d, %d keys) into %s for member %s%s' % (
+            path, info['revision'], info['total_keys'], data_dir, p['name'],
+            (', previous data dir kept at %s' % aside) if aside else '')
 
         if self.check_mode:
-            self.result['changed'] = True
+            self.changed = True
             if not os.path.isdir(parent):
-                self.would('create %s' % parent)
-            self.would('restore %s into a new directory beside %s (in %s) for member %s'
-                       % (path, data_dir, parent, p['name']))
-            self.would('check the restored data (member/snap/db, WAL, revision %d)' % info['revision'])
+                self.act('create %s' % parent, None)
+            self.act('restore %s into a new directory beside %s (in %s) for member %s'
+                     % (path, data_dir, parent, p['name']), None)
+            self.act('check the restored data (member/snap/db, WAL, revision %d)' % info['revision'], None)
             if uid != -1 or gid != -1:
-                self.would('change ownership of the restored tree to %s:%s'
-                           % (p['owner'] or '-', p['group'] or '-'))
-            if replacing:
-                aside = replaced_dir_name(data_dir)
-                self.result['replaced_dir'] = aside
-                after['previous_data_dir_kept_at'] = aside
-                self.would('move %s aside to %s (kept)' % (data_dir, aside))
-            self.would('rename the restored directory to %s' % data_dir)
-            self.result['msg'] = 'would restore %s (revision %d, %d keys) into %s for member %s' % (
-                path, info['revision'], info['total_keys'], data_dir, p['name'])
-            self.set_diff(before, after)
-            return
+                self.act('change ownership of the restored tree to %s' % self.owner_text(), None)
+            if aside:
+                self.act('move %s aside to %s (kept)' % (data_dir, aside), None)
+            self.act('rename the restored directory to %s' % data_dir, None)
+            return self.finish('would ' + msg, before, after)
 
         if not os.path.isdir(parent):
-            os.makedirs(parent)
-            self.actions.append('created %s' % parent)
-        staging_root = tempfile.mkdtemp(prefix='.%s.restore-' % base, dir=parent)
+            self.act(None, 'created %s' % parent, os.makedirs, parent)
+        staging_root = self.ops.mkdtemp(staging_prefix(data_dir, 'restore'), parent)
         try:
-            staged = os.path.join(staging_root, base)
-            argv = self.tools.restore_argv(path, staged, p['name'], p['initial_cluster'],
-                                           p['initial_cluster_token'], p['initial_advertise_peer_urls'])
-            rc, out, err = self.run(argv, environ_update=self.tools.offline_environ())
-            if rc != 0:
-                raise SnapshotFailure('"snapshot restore" of %s failed (rc=%d), %s was not touched: %s'
-                                      % (path, rc, data_dir, (err or out).strip()), rc=rc, stdout=out, stderr=err)
-
-            # 3. Prove the new data before anything existing is moved.
-            problems = restored_layout_ok(staged)
-            if problems:
-                raise SnapshotFailure('the restore of %s left an incomplete data dir (%s); %s was not touched'
-                                      % (path, '; '.join(problems), data_dir))
-            db_status = self.status(os.path.join(staged, 'member', 'snap', 'db'))
-            if db_status['revision'] != info['revision']:
-                raise SnapshotFailure('the restored database is at revision %d, the snapshot at %d; %s was not '
-                                      'touched' % (db_status['revision'], info['revision'], data_dir))
-            self.actions.append('checked the restored data (member/snap/db, WAL, revision %d)'
-                                % db_status['revision'])
-            self.apply_owner(staged, uid, gid, recursive=True)
-            os.chmod(staged, 0o700)
-
-            # 4. Swap in.
-            if replacing:
-                aside = replaced_dir_name(data_dir)
-                os.rename(data_dir, aside)
-                self.actions.append('moved %s aside to %s (kept)' % (data_dir, aside))
-                self.result['replaced_dir'] = aside
-                after['previous_data_dir_kept_at'] = aside
-                try:
-                    os.rename(staged, data_dir)
-                except OSError:
-                    os.rename(aside, data_dir)
-                    self.actions.append('moved %s back to %s' % (aside, data_dir))
-                    self.result.pop('replaced_dir', None)
-                    raise
-            else:
-                # rename(2) replaces an empty directory atomically.
-                os.rename(staged, data_dir)
-            self.result['changed'] = True
-            self.actions.append('renamed %s to %s' % (staged, data_dir))
-            fsync_dir(parent)
+            member = dict(name=p['name'], initial_cluster=p['initial_cluster'],
+                          initial_cluster_token=p['initial_cluster_token'],
+                          initial_advertise_peer_urls=p['initial_advertise_peer_urls'])
+            try:
+                staged = self.flow.restore_beside(path, info['revision'], data_dir, staging_root, member, uid, gid)
+            except (SnapshotError, OSError) as exc:
+                raise self.failure(exc, '; %s was not touched' % data_dir)
+            if uid != -1 or gid != -1:
+                self.note('changed ownership of %s (recursively) to %s' % (staged, self.owner_text()))
+            swap = DataDirSwap(data_dir, aside or data_dir + '.unused', staging_root, self.ops,
+                               replaces=bool(aside))
+            try:
+                swap.forward()
+            except OSError as exc:
+                swap.rollback()
+                raise self.fail('restore failed: could not put the restored data in place (%s); %s was put back'
+                                % (to_native(exc), data_dir))
+            if aside:
+                self.act(None, 'moved %s aside to %s (kept)' % (data_dir, aside))
+            self.act(None, 'renamed %s to %s' % (staged, data_dir))
         finally:
-            shutil.rmtree(staging_root, ignore_errors=True)
-
-        self.result['msg'] = 'restored %s (revision %d, %d keys) into %s for member %s%s' % (
-            path, info['revision'], info['total_keys'], data_dir, p['name'],
-            (', previous data dir kept at %s' % self.result['replaced_dir']) if replacing else '')
-        self.set_diff(before, after)
+            self.ops.rmtree(staging_root)
+        self.finish(msg, before, after)
 
     def state_saved(self):
         p = self.params
         path = p['path']
         dest_dir = os.path.dirname(path) or '.'
         base = os.path.basename(path)
-        if not base:
-            raise SnapshotFailure('path %s names a directory; give the snapshot file name' % path)
+        if not base or os.path.isdir(path):
+            raise self.fail('path %s names a directory; give the snapshot file name' % path)
         if not os.path.isdir(dest_dir):
-            raise SnapshotFailure('the directory of %s does not exist (%s)' % (path, dest_dir))
-        if os.path.isdir(path):
-            raise SnapshotFailure('path %s is a directory; give the snapshot file name' % path)
+            raise self.fail('the directory of %s does not exist (%s)' % (path, dest_dir))
         self.check_retention_options(base)
         uid, gid = self.resolve_owner()
         self.tools.require_etcdctl(p['bin_dir'])
@@ -643,64 +587,97 @@ class EtcdSnapshot(object):
         if exists and not p['force']:
             # Keep it; report what it is (and refuse to call a damaged file a good backup).
             info = self.verify(path)
-            self.result.update(info)
             before.update(sha256=info['sha256'], revision=info['revision'])
-            self.actions.append('left %s alone: it exists (force: true replaces it)' % path)
-            self.result['msg'] = 'snapshot %s already exists (revision %d); not replaced' % (path, info['revision'])
-            self.set_diff(before, before)
-            return
+            self.note('left %s alone: it exists (force: true replaces it)' % path)
+            return self.finish('snapshot %s already exists (revision %d); not replaced' % (path, info['revision']),
+                               before, before)
         if exists:
             try:
-                old = check_snapshot(path)
-                before.update(sha256=old['sha256'])
+                before.update(sha256=check_snapshot(path)['sha256'])
             except SnapshotError as exc:
                 before.update(problem=to_native(exc))
 
+        endpoints = ', '.join(p['endpoints'])
         if self.check_mode:
-            self.result['changed'] = True
+            self.changed = True
             self.preview_space(dest_dir)
-            self.would('take a snapshot with %s snapshot save from the first answering endpoint of %s into a '
-                       'temporary file in %s' % (self.tools.etcdctl, ', '.join(p['endpoints']), dest_dir))
-            self.would('verify the temporary file (integrity trailer, snapshot status)')
+            self.act('take a snapshot with %s snapshot save from the first answering endpoint of %s into a private '
+                     'temporary directory in %s' % (self.tools.etcdctl, endpoints, dest_dir), None)
+            self.act('verify the temporary file (integrity trailer, snapshot status)', None)
             if uid != -1 or gid != -1:
-                self.would('change ownership of it to %s:%s' % (p['owner'] or '-', p['group'] or '-'))
-            self.would('rename it to %s%s' % (path, ' (replacing the existing file)' if exists else ''))
+                self.act('change ownership of it to %s' % self.owner_text(), None)
+            self.act('rename it to %s%s' % (path, ' (replacing the existing file)' if exists else ''), None)
             removed = self.apply_retention(path, dest_dir)
-            self.result['msg'] = 'would save a snapshot from %s to %s%s' % (
-                ', '.join(p['endpoints']), path, (' and remove %d older snapshots' % len(removed)) if removed else '')
-            self.set_diff(before, dict(path=path, state='present', snapshot='new, from %s' % ', '.join(p['endpoints']),
-                                       removed=removed))
-            return
+            return self.finish('would save a snapshot from %s to %s%s' % (
+                endpoints, path, (' and remove %d older snapshots' % len(removed)) if removed else ''),
+                before, dict(path=path, state='present', snapshot='new, from %s' % endpoints, removed=removed))
 
-        fd, tmp = tempfile.mkstemp(prefix='.%s.' % base, suffix='.tmp', dir=dest_dir)
-        os.close(fd)
+        work = self.ops.mkdtemp('.%s.' % base, dest_dir)
+        tmp = os.path.join(work, base)
         try:
-            endpoint = self.save_from_first_endpoint(tmp)
+            connection = dict(ca_cert=p['ca_cert'], client_cert=p['client_cert'], client_key=p['client_key'],
+                              validate_certs=p['validate_certs'], user=p['user'], timeout=p['timeout'])
+            try:
+                endpoint, _probed = self.flow.save(tmp, p['endpoints'], connection,
+                                                   password=p['password'] if p['user'] else None,
+                                                   probe=self.probe, space_check=self.check_space)
+            except SnapshotStepError as exc:
+                raise self.failure(exc)
             self.result['endpoint'] = endpoint
             try:
                 info = self.verify(tmp)
-            except SnapshotFailure as exc:
-                exc.msg = 'the snapshot taken from %s failed verification, %s was not written: %s' % (
-                    endpoint, path, exc.msg)
-                raise
-            self.result.update(info)
-            self.apply_owner(tmp, uid, gid, recursive=False)
-            publish(tmp, path)
-            self.result['changed'] = True
-            self.actions.append('renamed %s to %s' % (tmp, path))
+            except SnapshotError as exc:
+                failure = self.failure(exc)
+                failure.msg = 'the snapshot taken from %s failed verification, %s was not written: %s' % (
+                    endpoint, path, failure.msg)
+                raise failure
+            if uid != -1 or gid != -1:
+                self.act(None, 'changed ownership of %s to %s' % (tmp, self.owner_text()), os.lchown, tmp, uid, gid)
+            self.act(None, 'renamed %s to %s' % (tmp, path), publish, tmp, path)
         finally:
-            for leftover in (tmp, tmp + '.part'):
-                if os.path.lexists(leftover):
-                    os.unlink(leftover)
+            self.ops.rmtree(work)
         # Only now, with the new snapshot verified and in place, may older ones go.
         removed = self.apply_retention(path, dest_dir)
-        self.result['msg'] = 'saved a snapshot from %s to %s: revision %d, %d keys, sha256 %s%s' % (
+        self.finish('saved a snapshot from %s to %s: revision %d, %d keys, sha256 %s%s' % (
             endpoint, path, info['revision'], info['total_keys'], info['sha256'],
-            ('; removed %d older snapshots' % len(removed)) if removed else '')
-        self.set_diff(before, dict(path=path, state='present', sha256=info['sha256'], revision=info['revision'],
-                                   endpoint=endpoint, removed=removed))
+            ('; removed %d older snapshots' % len(removed)) if removed else ''),
+            before, dict(path=path, state='present', sha256=info['sha256'], revision=info['revision'],
+                         endpoint=endpoint, removed=removed))
 
-    # -- saved: free space and retention ----------------------------------------------------------
+    # -- saved: the probe, free space and retention ------------------------------------------------
+
+    def probe(self, endpoint):
+        """The one question asked before a save: the database size in the endpoint's maintenance status."""
+        try:
+            return dict(db_size=self.module.make_client(endpoints=[endpoint]).status(endpoint)['db_size'])
+        except EtcdError as exc:
+            raise ProbeFailed(to_native(exc), 'maintenance status failed')
+
+    def check_space(self, directory, probed, endpoint):
+        db_size = probed['db_size']
+        margin = self.params['free_space_margin_mb'] * MIB
+        try:
+            free, needed = check_free_space(directory, db_size, margin)
+        except SnapshotSpaceError as exc:
+            raise self.fail('%s, read from the status of %s. Refusing to take a snapshot. Nothing was changed.'
+                            % (to_native(exc), endpoint), db_size=db_size, error=exc.reason)
+        self.result.update(db_size=db_size, free_bytes=free)
+        self.note('checked free space in %s: %d MiB free, more than the %d MiB needed (database of %s: %d bytes, '
+                  'margin %d MiB)' % (directory, free // MIB, -(-needed // MIB), endpoint, db_size,
+                                      self.params['free_space_margin_mb']))
+
+    def preview_space(self, directory):
+        """Check mode: the free-space check against the first endpoint whose status answers (read only)."""
+        errors = []
+        for endpoint in self.params['endpoints']:
+            try:
+                probed = self.probe(endpoint)
+            except ProbeFailed as exc:
+                errors.append('%s: %s' % (endpoint, exc))
+                continue
+            return self.check_space(directory, probed, endpoint)
+        self.act('check the free space in %s against the database size (no endpoint answered now: %s)'
+                 % (directory, '; '.join(errors)), None)
 
     def check_retention_options(self, base):
         """Bad retention settings are refused before anything is taken or removed."""
@@ -719,7 +696,7 @@ class EtcdSnapshot(object):
             problems.append('retention_pattern %r does not match the new snapshot %r: it would prune other files '
                             'than the series this task writes' % (pattern, base))
         if problems:
-            raise SnapshotFailure('%s. Nothing was changed.' % '; '.join(problems))
+            raise self.fail('%s. Nothing was changed.' % '; '.join(problems))
 
     def apply_retention(self, path, dest_dir):
         """Remove (check mode: plan) the older snapshots retention does not keep; -> their paths."""
@@ -731,88 +708,27 @@ class EtcdSnapshot(object):
         rules = ' or '.join(rule for rule in (
             ('one of the %d newest' % p['keep_newest']) if p['keep_newest'] else '',
             ('younger than %d days' % p['keep_days']) if p['keep_days'] else '') if rule)
+        why = '(retention keeps files matching %s that are %s)' % (p['retention_pattern'], rules)
         self.result['removed'] = removed
         if self.check_mode:
             for old in removed:
-                self.would('remove %s (retention keeps files matching %s that are %s)'
-                           % (old, p['retention_pattern'], rules))
+                self.act('remove %s %s' % (old, why), None)
             return removed
         done, errors = remove_files(removed)
         self.result['removed'] = done
         for old in done:
-            self.actions.append('removed %s (retention keeps files matching %s that are %s)'
-                                % (old, p['retention_pattern'], rules))
+            self.act(None, 'removed %s %s' % (old, why))
         if errors:
-            raise SnapshotFailure('saved %s, but retention could not remove: %s' % (path, '; '.join(errors)))
+            raise self.fail('saved %s, but retention could not remove: %s' % (path, '; '.join(errors)))
         return done
-
-    def db_size(self, endpoint):
-        """Database size in the endpoint's maintenance status (JSON gateway)."""
-        return self.module.make_client(endpoints=[endpoint]).status(endpoint)['db_size']
-
-    def check_space(self, directory, db_size, endpoint):
-        margin = self.params['free_space_margin_mb'] * MIB
-        try:
-            free, needed = check_free_space(directory, db_size, margin)
-        except SnapshotSpaceError as exc:
-            raise SnapshotFailure('%s, read from the status of %s. Refusing to take a snapshot. Nothing was changed.'
-                                  % (to_native(exc), endpoint), db_size=db_size, error=exc.reason)
-        self.result.update(db_size=db_size, free_bytes=free)
-        self.actions.append('checked free space in %s: %d MiB free, more than the %d MiB needed (database of %s: '
-                            '%d bytes, margin %d MiB)' % (directory, free // MIB, -(-needed // MIB), endpoint, db_size,
-                                                          self.params['free_space_margin_mb']))
-
-    def preview_space(self, directory):
-        """Check mode: the free-space check against the first endpoint whose status answers (read only)."""
-        errors = []
-        for endpoint in self.params['endpoints']:
-            try:
-                size = self.db_size(endpoint)
-            except EtcdError as exc:
-                errors.append('%s: %s' % (endpoint, to_native(exc)))
-                continue
-            return self.check_space(directory, size, endpoint)
-        self.would('check the free space in %s against the database size (no endpoint answered now: %s)'
-                   % (directory, '; '.join(errors)))
-
-    def save_from_first_endpoint(self, tmp):
-        """Probe the endpoints in order; save from the first that answers (the next one if the save fails)."""
-        p = self.params
-        errors = []
-        env = self.tools.save_environ(p['password'] if p['user'] else None)
-        connection = dict(ca_cert=p['ca_cert'], client_cert=p['client_cert'], client_key=p['client_key'],
-                          validate_certs=p['validate_certs'], user=p['user'], timeout=p['timeout'])
-        for endpoint in p['endpoints']:
-            rc, out, err = self.run(self.tools.probe_argv(endpoint, **connection), environ_update=env)
-            if rc != 0:
-                errors.append('%s: %s' % (endpoint, _last_line(err or out, rc)))
-                self.actions.append('%s: endpoint status failed (rc=%d), not used' % (endpoint, rc))
-                continue
-            try:
-                size = self.db_size(endpoint)
-            except EtcdError as exc:
-                errors.append('%s: %s' % (endpoint, to_native(exc)))
-                self.actions.append('%s: maintenance status failed, not used' % endpoint)
-                continue
-            self.check_space(os.path.dirname(tmp), size, endpoint)
-            rc, out, err = self.run(self.tools.save_argv(tmp, endpoint, **connection), environ_update=env)
-            if rc == 0:
-                return endpoint
-            errors.append('%s: %s' % (endpoint, _last_line(err or out, rc)))
-            self.actions.append('%s did not give a snapshot (rc=%d)' % (endpoint, rc))
-            if os.path.lexists(tmp + '.part'):
-                os.unlink(tmp + '.part')
-        raise SnapshotFailure('no endpoint gave a snapshot: %s' % '; '.join(errors), endpoint_errors=errors)
-
-    def set_diff(self, before, after):
-        if self.module._diff:
-            self.result['diff'] = dict(before=before, after=after)
 
     def run_state(self):
         if not (self.params['path'] or '').strip():
-            raise SnapshotFailure('path is empty: name the snapshot file. Nothing was changed.')
-        getattr(self, 'state_%s' % self.params['state'])()
-        return self.result
+            raise self.fail('path is empty: name the snapshot file. Nothing was changed.')
+        try:
+            getattr(self, 'state_%s' % self.params['state'])()
+        except (SnapshotError, OSError, IOError) as exc:
+            raise self.failure(exc)
 
 
 def main():
@@ -840,30 +756,12 @@ def main():
             ('state', 'restored', ('data_dir', 'name', 'initial_cluster', 'initial_cluster_token',
                                    'initial_advertise_peer_urls')),
         ],
-        required_together=[('user', 'password')],
         required_by=dict(keep_newest='retention_pattern', keep_days='retention_pattern'),
         supports_check_mode=True,
     )
     for name in tool_environ_drop():
         os.environ.pop(name, None)
-
-    snap = EtcdSnapshot(module)
-    try:
-        result = snap.run_state()
-    except SnapshotFailure as exc:
-        fail = dict(snap.result)
-        fail.update(exc.extra)
-        fail.pop('msg', None)
-        module.fail_json(msg=exc.msg, **fail)
-    except SnapshotError as exc:
-        fail = dict(snap.result)
-        fail.pop('msg', None)
-        module.fail_json(msg=to_native(exc), error=exc.reason, **fail)
-    except (OSError, IOError) as exc:
-        fail = dict(snap.result)
-        fail.pop('msg', None)
-        module.fail_json(msg='%s failed: %s' % (snap.params['state'], to_native(exc)), **fail)
-    module.exit_json(**result)
+    module.execute(EtcdSnapshot(module).run_state)
 
 
 if __name__ == '__main__':

@@ -309,6 +309,9 @@ if 'snapshot' in argv and 'save' in argv:
     if 'broken' in endpoint:
         sys.stderr.write('Error: rpc error: code = Unavailable\n')
         sys.exit(1)
+    if 'dead' in endpoint:
+        sys.stderr.write('Error: context deadline exceeded\n')
+        sys.exit(1)
     data = bytearray(open({snapshot!r}, 'rb').read())
     if 'corrupt' in endpoint:
         data[10000] ^= 0xFF
@@ -369,7 +372,11 @@ def test_saved_fails_over_and_renames(tmp_path, fake_bin, monkeypatch):
     assert os.listdir(str(backups)) == ['apisix.db']
     assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
     log = calls(fake_bin)
-    assert log[0]['argv'][0] == '--endpoints=http://dead.invalid:2379' and 'endpoint' in log[0]['argv']
+    # One probe per endpoint (the maintenance status), no second one with etcdctl: the dead endpoint is skipped
+    # before any etcdctl runs.
+    assert not [c for c in log if 'dead.invalid' in c['argv'][0]]
+    assert not [c for c in log if 'endpoint' in c['argv'] and 'status' in c['argv']]
+    assert 'http://dead.invalid:2379: maintenance status failed, not used' in res['actions']
     saves = [c for c in log if 'save' in c['argv']]
     assert len(saves) == 1 and saves[0]['argv'][0] == '--endpoints=http://127.0.0.1:32379'
     assert ['--user', 'root'] == saves[0]['argv'][saves[0]['argv'].index('--user'):][:2]
@@ -450,7 +457,9 @@ def test_saved_reads_db_size_and_free_space(tmp_path, fake_bin):
     assert not res.get('failed'), res
     assert res['db_size'] == 20480 and res['free_bytes'] > 20480
     assert any(a.startswith('checked free space in %s' % tmp_path) for a in res['actions'])
-    assert [c['endpoint'] for c in fake_bin['gateway'].paths('/v3/maintenance/status')] == ['http://127.0.0.1:32379']
+    # Each endpoint is asked once, in order, until one answers.
+    assert [c['endpoint'] for c in fake_bin['gateway'].paths('/v3/maintenance/status')] == [
+        'http://dead.invalid:2379', 'http://127.0.0.1:32379']
 
 
 def test_saved_refuses_without_free_space(tmp_path, fake_bin):
@@ -464,7 +473,7 @@ def test_saved_refuses_without_free_space(tmp_path, fake_bin):
     assert res['msg'].startswith('not enough free space in %s' % tmp_path), res['msg']
     assert 'Nothing was changed.' in res['msg'] and res['error'] == 'no_space'
     assert not [c for c in calls(fake_bin) if 'save' in c['argv']]
-    assert tree(str(tmp_path)) == dict(before, **{'etcdctl.log': os.path.getsize(fake_bin['log'])})
+    assert tree(str(tmp_path)) == before
 
 
 def test_saved_endpoint_without_status_not_used(tmp_path, fake_bin):
@@ -618,3 +627,61 @@ def test_documentation_parses():
         assert key in ret and 'sample' in ret[key] or key == 'integrity_error'
     examples = yaml.safe_load(etcd_snapshot.EXAMPLES)
     assert all('gatewayops.apisix_ha.etcd_snapshot' in task for task in examples if 'ansible.builtin.debug' not in task)
+
+
+# --- restored, with a stand-in etcdutl (the real-tool tests above are skipped where etcd is not installed) -----
+
+FAKE_ETCDUTL = r'''#!{python}
+import json, os, sys
+argv = sys.argv[1:]
+if argv[:2] == ['snapshot', 'status']:
+    print(json.dumps(dict(hash=938499975, revision=7, totalKey=10, totalSize=20480)))
+    sys.exit(0)
+if argv[:2] == ['snapshot', 'restore']:
+    target = argv[argv.index('--data-dir') + 1]
+    os.makedirs(os.path.join(target, 'member', 'snap'))
+    os.makedirs(os.path.join(target, 'member', 'wal'))
+    open(os.path.join(target, 'member', 'snap', 'db'), 'w').write('restored')
+    open(os.path.join(target, 'member', 'wal', '0.wal'), 'w').write('wal')
+    sys.exit(0)
+sys.exit(2)
+'''
+
+
+@pytest.fixture
+def fake_etcdutl(tmp_path):
+    bindir = tmp_path / 'fakebin'
+    bindir.mkdir()
+    script = bindir / 'etcdutl'
+    script.write_text(FAKE_ETCDUTL.replace('{python}', sys.executable))
+    script.chmod(0o755)
+    return str(bindir)
+
+
+def test_restored_force_with_stand_in_tool_swaps_and_keeps_the_old_dir(tmp_path, fake_etcdutl):
+    parent = tmp_path / 'etcd'
+    data_dir = parent / 'data'
+    (data_dir / 'member' / 'snap').mkdir(parents=True)
+    (data_dir / 'member' / 'snap' / 'db').write_text('old')
+    res = run(restore_args(SNAPSHOT, str(data_dir), fake_etcdutl, force=True), diff=True)
+    assert not res.get('failed'), res
+    assert res['changed'] is True
+    aside = res['replaced_dir']
+    assert (data_dir / 'member' / 'snap' / 'db').read_text() == 'restored'
+    assert open(os.path.join(aside, 'member', 'snap', 'db')).read() == 'old'
+    assert stat.S_IMODE(os.stat(str(data_dir)).st_mode) == 0o700
+    assert sorted(os.listdir(str(parent))) == sorted(['data', os.path.basename(aside)])
+    assert res['actions'][-2:] == ['moved %s aside to %s (kept)' % (data_dir, aside),
+                                   'renamed %s to %s' % (res['actions'][-1].split(' ')[1], data_dir)]
+
+
+def test_restored_check_mode_with_stand_in_tool_says_would(tmp_path, fake_etcdutl):
+    data_dir = tmp_path / 'data'
+    (data_dir / 'member').mkdir(parents=True)
+    before = tree(str(tmp_path))
+    res = run(restore_args(SNAPSHOT, str(data_dir), fake_etcdutl, force=True), check_mode=True)
+    assert not res.get('failed'), res
+    assert res['changed'] is True and res['msg'].startswith('would restore')
+    changes = [a for a in res['actions'] if not a.startswith(('ran: ', 'verified '))]
+    assert changes and all(a.startswith('would ') for a in changes), changes
+    assert tree(str(tmp_path)) == before

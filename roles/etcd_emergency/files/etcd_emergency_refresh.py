@@ -1,0 +1,345 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, gatewayops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Refresh the emergency single-node etcd from a verified snapshot of the cluster.
+
+Installed by the etcd_emergency role as /usr/local/sbin/etcd-emergency-refresh, run by
+etcd-emergency-refresh.service (python3 <program> --config <file>); the role renders the JSON config, and installs
+the collection's snapshot workflow (plugins/module_utils/_etcd_snapshot_*.py) as the package gatewayops_snapshot
+in the config's lib_dir.
+
+1. While <state_dir>/failover.json exists (failover.yml switched the clients here), do nothing.
+2. Finish what a killed earlier run left (the swap journal): complete it when the new data is in place and
+   served, else roll it back; remove staging dirs and temporary snapshots nothing refers to.
+3. Take a snapshot from the first answering source endpoint into a private temporary dir (--from-file: use
+   that file), verify it (integrity trailer, `snapshot status`) and restore it beside the live data dir.
+4. Journal the swap, stop etcd, keep the live data as <data_dir>.previous (one generation), rename the restored
+   dir in, record it in state.json, start etcd and check it serves the snapshot's revision. On failure the
+   previous data is put back, state.json names it again, and etcd is started on it.
+5. Record the attempt in state.json; exit 1 on failure.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import argparse
+import datetime
+import fcntl
+import os
+import sys
+import time
+
+DEFAULT_CONFIG = '/etc/etcd-emergency/refresh.json'
+# What state.json says about the data served; the swap journal keeps the values of both generations.
+SERVED_KEYS = ('revision', 'total_keys', 'snapshot_taken_at', 'snapshot_taken_epoch', 'sha256', 'source_endpoint',
+               'source_cluster_id', 'refreshed_at')
+
+
+def load_workflow(lib_dir):
+    """The snapshot workflow: the installed package on a host, the collection's module_utils in tests."""
+    if lib_dir and lib_dir not in sys.path:
+        sys.path.insert(0, lib_dir)
+    try:
+        from gatewayops_snapshot import _etcd_snapshot_file as snapfile, _etcd_snapshot_workflow as workflow
+    except ImportError:
+        from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import (  # noqa: F401
+            _etcd_snapshot_file as snapfile, _etcd_snapshot_workflow as workflow)
+    return snapfile, workflow
+
+
+class RefreshError(Exception):
+    pass
+
+
+def log(message):
+    print(message)
+    sys.stdout.flush()
+
+
+def utc_iso(moment):
+    return moment.strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+class Refresh(object):
+
+    def __init__(self, config, snapfile, workflow, run, ops, sleep=time.sleep, clock=time.monotonic):
+        self.config = config
+        self.sf = snapfile
+        self.wf = workflow
+        self.run = run
+        self.ops = ops
+        self.sleep = sleep
+        self.clock = clock
+        state_dir = config['state_dir']
+        self.state_file = os.path.join(state_dir, 'state.json')
+        self.journal_file = os.path.join(state_dir, 'swap.json')
+        self.kept_snapshot = os.path.join(state_dir, 'snapshot.db')
+        self.data_dir = config['data_dir'].rstrip('/')
+        self.parent = os.path.dirname(self.data_dir)
+        self.previous = self.data_dir + '.previous'
+        self.tools = snapfile.SnapshotTools.find(config['bin_dir'])
+        self.flow = workflow.SnapshotWorkflow(self.tools, run, bin_dir=config['bin_dir'],
+                                              timeout=config['save_timeout'])
+        self.connection = dict(ca_cert=config['ca_cert'] or None, client_cert=config['client_cert'] or None,
+                               client_key=config['client_key'] or None, user=config['user'] or None,
+                               timeout=config['probe_timeout'])
+
+    # -- the local etcd --------------------------------------------------------------------------
+
+    def systemctl(self, action):
+        rc, out, err = self.run(['systemctl', action, self.config['service']], None,
+                                self.config['health_timeout'] + 30)
+        if rc != 0:
+            raise RefreshError('systemctl %s %s failed (rc=%d): %s'
+                               % (action, self.config['service'], rc, (err or out).strip()))
+
+    def served(self):
+        """(revision, has a leader) of the local etcd, or (None, False) when it does not answer."""
+        probe = self.flow.etcdctl_probe(dict(timeout=self.config['probe_timeout']))
+        try:
+            status = probe(self.config['local_url'])
+        except self.wf.ProbeFailed:
+            return None, False
+        return status['revision'], bool(status['leader'])
+
+    def wait_serving(self, revision):
+        deadline = self.clock() + self.config['health_timeout']
+        served = None
+        while True:
+            served, leader = self.served()
+            if leader and served is not None and served >= revision:
+                return served
+            if self.clock() >= deadline:
+                raise RefreshError('etcd did not serve revision %d within %d s (answered: %s)'
+                                   % (revision, self.config['health_timeout'], served))
+            self.sleep(1)
+
+    # -- state and journal -----------------------------------------------------------------------
+
+    def write_state(self, state):
+        self.ops.write_json(self.state_file, state, mode=0o644)
+
+    def swap_of(self, journal):
+        return self.wf.DataDirSwap(self.data_dir, self.previous, journal['staging_root'], self.ops,
+                                   replaces=journal['replaces'])
+
+    def commit(self, journal):
+        """The new generation is served: keep its snapshot, drop the journal, then the staging dirs."""
+        snapshot = journal.get('snapshot')
+        if snapshot and os.path.lexists(snapshot):
+            self.ops.rename(snapshot, self.kept_snapshot)
+            self.ops.fsync_dir(os.path.dirname(self.kept_snapshot))
+        self.ops.rmtree(self.journal_file)
+        self.swap_of(journal).commit()
+        if journal.get('snapshot_dir'):
+            self.ops.rmtree(journal['snapshot_dir'])
+
+    def roll_back(self, journal, state):
+        """The previous generation back in place, named by state.json, served."""
+        self.run(['systemctl', 'stop', self.config['service']], None, self.config['health_timeout'] + 30)
+        self.swap_of(journal).rollback()
+        state.update(journal['old'])
+        self.write_state(state)
+        self.ops.rmtree(self.journal_file)
+        self.ops.rmtree(journal['staging_root'])
+        if journal.get('snapshot_dir'):
+            self.ops.rmtree(journal['snapshot_dir'])
+        if os.path.isdir(os.path.join(self.data_dir, 'member')):
+            self.systemctl('start')
+
+    def recover(self, state):
+        """Finish a run that was killed: complete its swap when the new data is in place and served, else roll
+        it back; then remove what no journal refers to."""
+        journal = self.wf.read_json(self.journal_file)
+        if journal:
+            swap = self.swap_of(journal)
+            if swap.new_in_place():
+                state.update(journal['new'])
+                self.write_state(state)
+                try:
+                    self.systemctl('start')
+                    self.wait_serving(journal['new']['revision'])
+                except RefreshError as exc:
+                    log('an interrupted refresh left revision %d in place, but it is not served (%s): rolling back'
+                        % (journal['new']['revision'], exc))
+                    self.roll_back(journal, state)
+                else:
+                    self.commit(journal)
+                    log('completed an interrupted refresh: revision %d is served' % journal['new']['revision'])
+            else:
+                self.roll_back(journal, state)
+                log('rolled back an interrupted refresh: the previous data is served again')
+        for leftover in (self.wf.leftovers(self.parent, self.wf.staging_prefix(self.data_dir, 'refresh'))
+                         + self.wf.leftovers(self.config['state_dir'], '.snapshot')
+                         + self.wf.leftovers(self.config['state_dir'], '.state.json.')
+                         + self.wf.leftovers(self.config['state_dir'], '.swap.json.')):
+            self.ops.rmtree(leftover)
+            log('removed %s, left by an interrupted refresh' % leftover)
+        # What versions before the journal could leave: a second older generation.
+        older = self.previous + '.old'
+        if os.path.lexists(older):
+            if os.path.lexists(self.previous):
+                self.ops.rmtree(older)
+            else:
+                self.ops.rename(older, self.previous)
+            log('cleaned up %s, left by an interrupted refresh' % older)
+
+    # -- the refresh -----------------------------------------------------------------------------
+
+    def take(self, snapshot_dir, endpoints):
+        self.tools.require_etcdctl(self.config['bin_dir'])
+        path = os.path.join(snapshot_dir, 'snapshot.db')
+        taken_at = datetime.datetime.now(datetime.timezone.utc)
+        password = self.config['password'] or None
+        try:
+            endpoint, probed = self.flow.save(path, endpoints, self.connection, password=password,
+                                              probe=self.flow.etcdctl_probe(self.connection, password),
+                                              timeout=self.config['save_timeout'])
+        except self.wf.SnapshotStepError as exc:
+            raise RefreshError('no source endpoint gave a snapshot: %s' % '; '.join(exc.extra['endpoint_errors']))
+        return path, endpoint, probed.get('cluster_id'), taken_at
+
+    def refresh(self, state, endpoints, from_file=None):
+        self.tools.require_offline(self.config['bin_dir'])
+        snapshot_dir = self.ops.mkdtemp('.snapshot-', self.config['state_dir'])
+        staging_root = None
+        try:
+            if from_file:
+                path, endpoint, cluster_id = from_file, 'file://%s' % os.path.abspath(from_file), None
+                taken_at = datetime.datetime.fromtimestamp(os.stat(from_file).st_mtime, datetime.timezone.utc)
+            else:
+                path, endpoint, cluster_id, taken_at = self.take(snapshot_dir, endpoints)
+            try:
+                info = self.flow.verify(path)
+            except self.sf.SnapshotError as exc:
+                raise RefreshError('the snapshot from %s failed verification, nothing was changed: %s'
+                                   % (endpoint, exc))
+            log('snapshot from %s verified: revision %d, %d keys, sha256 %s'
+                % (endpoint, info['revision'], info['total_keys'], info['sha256']))
+            new = dict(revision=info['revision'], total_keys=info['total_keys'], snapshot_taken_at=utc_iso(taken_at),
+                       snapshot_taken_epoch=taken_at.timestamp(), sha256=info['sha256'], source_endpoint=endpoint,
+                       source_cluster_id=cluster_id, refreshed_at=utc_iso(datetime.datetime.now(
+                           datetime.timezone.utc)))
+            kept = os.path.join(snapshot_dir, 'snapshot.db')
+            if from_file:
+                # A copy under the kept name: the given file stays where it is.
+                with open(path, 'rb') as src, open(kept, 'wb') as dst:
+                    while True:
+                        chunk = src.read(4 * 1024 * 1024)
+                        if not chunk:
+                            break
+                        dst.write(chunk)
+            os.chmod(kept, 0o600)
+
+            unchanged = (cluster_id is not None and state.get('source_cluster_id') == cluster_id
+                         and state.get('revision') == info['revision'] and self.served()[0] == info['revision'])
+            if unchanged:
+                log('the node already serves revision %d of that cluster: data left as it is' % info['revision'])
+                self.ops.rename(kept, self.kept_snapshot)
+                state.update(new)
+                return
+            free = self.sf.free_bytes(self.parent)
+            if free < 2 * info['size']:
+                raise RefreshError('%s has %d bytes free, the restore needs about %d (twice the snapshot)'
+                                   % (self.parent, free, 2 * info['size']))
+            staging_root = self.ops.mkdtemp(self.wf.staging_prefix(self.data_dir, 'refresh'), self.parent)
+            uid, gid = self.owner_ids()
+            member = dict(name=self.config['name'], initial_cluster=self.config['initial_cluster'],
+                          initial_cluster_token=self.config['token'],
+                          initial_advertise_peer_urls=[self.config['peer_url']])
+            try:
+                self.flow.restore_beside(path, info['revision'], self.data_dir, staging_root, member, uid, gid)
+            except self.sf.SnapshotError as exc:
+                raise RefreshError('%s; the served data was not touched' % exc)
+            # From the journal on, the swap owns both dirs (a failed rollback must leave them for the next run).
+            owned, staging_root, snapshot_dir = (staging_root, snapshot_dir), None, None
+            self.swap_in(state, new, owned[0], owned[1], kept)
+            log('now serving revision %d (%d keys)%s' % (
+                info['revision'], info['total_keys'],
+                '; previous data kept at %s' % self.previous if os.path.isdir(self.previous) else ''))
+        finally:
+            for leftover in (staging_root, snapshot_dir):
+                if leftover and os.path.lexists(leftover):
+                    self.ops.rmtree(leftover)
+
+    def owner_ids(self):
+        import grp
+        import pwd
+        try:
+            return pwd.getpwnam(self.config['owner']).pw_uid, grp.getgrnam(self.config['group']).gr_gid
+        except KeyError as exc:
+            raise RefreshError('unknown owner or group of the data dir: %s' % exc)
+
+    def swap_in(self, state, new, staging_root, snapshot_dir, kept):
+        """Journal first; then every step leaves one whole generation in place, named by state.json."""
+        journal = dict(staging_root=staging_root, snapshot_dir=snapshot_dir, snapshot=kept,
+                       replaces=self.wf.has_content(self.data_dir), new=new,
+                       old=dict((key, state.get(key)) for key in SERVED_KEYS))
+        self.ops.write_json(self.journal_file, journal)
+        try:
+            self.systemctl('stop')
+            self.swap_of(journal).forward()
+            state.update(new)
+            self.write_state(state)
+            self.systemctl('start')
+            self.wait_serving(new['revision'])
+        except (RefreshError, OSError) as exc:
+            log('the new data was not served (%s); putting the previous data back' % exc)
+            self.roll_back(journal, state)
+            raise RefreshError('the restored data did not start (%s); the previous data is served again' % exc)
+        self.commit(journal)
+
+
+def main(argv=None, run=None, ops=None, sleep=time.sleep, clock=time.monotonic):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--config', default=DEFAULT_CONFIG, help='the JSON config the role renders (%(default)s)')
+    parser.add_argument('--from-file', metavar='SNAPSHOT',
+                        help='restore this snapshot file (verified first) instead of taking one from the sources')
+    parser.add_argument('--endpoints', metavar='URL[,URL...]',
+                        help='take the snapshot from these client URLs instead of the configured ones')
+    args = parser.parse_args(argv)
+    with open(args.config) as handle:
+        import json
+        config = json.load(handle)
+    snapfile, workflow = load_workflow(config.get('lib_dir'))
+    run = run or workflow.run_subprocess
+    ops = ops or workflow.FileOps()
+    failover_file = os.path.join(config['state_dir'], 'failover.json')
+
+    if os.path.exists(failover_file):
+        log('failover active, not refreshing (%s exists: the node holds writes made since the switch)'
+            % failover_file)
+        return 0
+    if not os.path.isdir(config['state_dir']):
+        os.makedirs(config['state_dir'], 0o755)
+    with open(os.path.join(config['state_dir'], '.refresh.lock'), 'w') as lock:
+        # One refresh at a time (timer and a manual run).
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(failover_file):
+            log('failover active, not refreshing')
+            return 0
+        refresh = Refresh(config, snapfile, workflow, run, ops, sleep=sleep, clock=clock)
+        state = workflow.read_json(refresh.state_file) or {}
+        for key in SERVED_KEYS + ('last_error',):
+            state.setdefault(key, None)
+        state['last_attempt_at'] = utc_iso(datetime.datetime.now(datetime.timezone.utc))
+        endpoints = config['endpoints']
+        if args.endpoints:
+            endpoints = [url.strip() for url in args.endpoints.split(',') if url.strip()]
+        try:
+            refresh.recover(state)
+            refresh.refresh(state, endpoints, args.from_file)
+        except Exception as exc:  # pylint: disable=broad-except
+            # Whatever went wrong is recorded: state.json is what operators and failover.yml read.
+            state['last_error'] = str(exc) or exc.__class__.__name__
+            refresh.write_state(state)
+            log('refresh failed: %s' % exc)
+            return 1
+        state['last_error'] = None
+        refresh.write_state(state)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

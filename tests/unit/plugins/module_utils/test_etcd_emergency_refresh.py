@@ -1,0 +1,220 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""roles/etcd_emergency/files/etcd_emergency_refresh.py against a fake host; killed at each of its steps, the next
+run recovers by itself."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import grp
+import json
+import os
+import pwd
+import stat
+
+import pytest
+
+from snapshot_fakes import FakeHost, Killed, Killer, KillableOps, copy_fixture, load_program, make_bin_dir
+
+refresh = load_program('roles/etcd_emergency/files/etcd_emergency_refresh.py', 'etcd_emergency_refresh')
+
+
+class Node(object):
+    """An emergency node in tmp_path: config, data dir, state dir, the fake host."""
+
+    def __init__(self, tmp_path):
+        self.root = str(tmp_path)
+        self.state_dir = os.path.join(self.root, 'state')
+        self.parent = os.path.join(self.root, 'etcd')
+        self.data_dir = os.path.join(self.parent, 'emergency.etcd')
+        os.makedirs(self.parent, 0o700)
+        self.host = FakeHost(data_dir=self.data_dir)
+        self.config_file = os.path.join(self.root, 'refresh.json')
+        config = dict(
+            lib_dir=os.path.join(self.root, 'lib'), state_dir=self.state_dir, data_dir=self.data_dir,
+            name='emergency', initial_cluster='emergency=http://127.0.0.1:2380', token='t',
+            peer_url='http://127.0.0.1:2380', local_url=self.host.local_url,
+            endpoints=['http://dead.invalid:2379', 'http://10.0.0.2:2379'], ca_cert='', client_cert='',
+            client_key='', user='root', password='s3cret', bin_dir=make_bin_dir(os.path.join(self.root, 'bin')),
+            owner=pwd.getpwuid(os.getuid()).pw_name, group=grp.getgrgid(os.getgid()).gr_name, service='etcd',
+            probe_timeout=1, save_timeout=60, health_timeout=3)
+        with open(self.config_file, 'w') as handle:
+            json.dump(config, handle)
+        self.now = [0.0]
+
+    def configure(self, **changes):
+        with open(self.config_file) as handle:
+            config = json.load(handle)
+        config.update(changes)
+        with open(self.config_file, 'w') as handle:
+            json.dump(config, handle)
+
+    def clock(self):
+        return self.now[0]
+
+    def sleep(self, seconds):
+        self.now[0] += seconds
+
+    def run(self, *args, **kwargs):
+        killer = kwargs.pop('killer', None)
+        self.host.killer = killer
+        ops = KillableOps(killer or Killer())
+        try:
+            return refresh.main(['--config', self.config_file] + list(args), run=self.host, ops=ops,
+                                sleep=self.sleep, clock=self.clock)
+        finally:
+            self.host.killer = None
+
+    def state(self):
+        with open(os.path.join(self.state_dir, 'state.json')) as handle:
+            return json.load(handle)
+
+    def disk_revision(self, path=None):
+        try:
+            with open(os.path.join(path or self.data_dir, 'member', 'snap', 'db')) as handle:
+                return int(handle.read().split('=')[1])
+        except (IOError, OSError):
+            return None
+
+    def leftovers(self):
+        """What is there beyond the data dir, its previous generation and the state files."""
+        expected = set([os.path.basename(self.data_dir), os.path.basename(self.data_dir) + '.previous'])
+        extra = sorted(set(os.listdir(self.parent)) - expected)
+        extra += sorted(set(os.listdir(self.state_dir)) - set(['state.json', 'snapshot.db', '.refresh.lock']))
+        return extra
+
+
+@pytest.fixture
+def node(tmp_path):
+    node = Node(tmp_path)
+    assert node.run() == 0  # the first fill, at revision 10
+    node.host.cluster_revision = 20
+    return node
+
+
+def test_first_fill_then_refresh_keeps_one_previous_generation(node, capsys):
+    assert node.state()['revision'] == 10 and node.host.serving == 10
+    assert node.run() == 0
+    state = node.state()
+    assert state['revision'] == 20 and state['last_error'] is None and state['source_cluster_id'] == 4242
+    assert state['source_endpoint'] == 'http://10.0.0.2:2379'
+    assert node.host.serving == 20 and node.disk_revision() == 20
+    assert node.disk_revision(node.data_dir + '.previous') == 10
+    node.host.cluster_revision = 30
+    assert node.run() == 0
+    assert node.disk_revision(node.data_dir + '.previous') == 20 and node.host.serving == 30
+    assert node.leftovers() == []
+    assert stat.S_IMODE(os.stat(os.path.join(node.state_dir, 'snapshot.db')).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(node.data_dir).st_mode) == 0o700
+    # The password goes in the environment, never on a command line; one status probe per endpoint.
+    assert all('s3cret' not in ' '.join(c['argv']) for c in node.host.calls)
+    saves = [c for c in node.host.calls if 'save' in c['argv']]
+    assert saves and all(c['env'].get('ETCDCTL_PASSWORD') == 's3cret' for c in saves)
+    assert 'now serving revision 30' in capsys.readouterr().out
+
+
+def test_a_start_failure_puts_the_previous_data_back(node):
+    node.host.unhealthy.add(20)
+    assert node.run() == 1
+    state = node.state()
+    assert 'did not start' in state['last_error'] and 'did not serve revision 20' in state['last_error']
+    assert state['revision'] == 10 and node.disk_revision() == 10 and node.host.serving == 10
+    assert node.leftovers() == []
+
+
+def test_a_failed_restore_leaves_nothing_and_changes_nothing(node):
+    node.host.restore_fails = True
+    assert node.run() == 1
+    assert 'the served data was not touched' in node.state()['last_error']
+    assert node.state()['revision'] == 10 and node.host.serving == 10 and node.disk_revision() == 10
+    assert node.leftovers() == []
+
+
+def test_a_corrupt_snapshot_changes_nothing(node):
+    node.configure(endpoints=['http://corrupt:2379'])
+    assert node.run() == 1
+    assert 'failed verification, nothing was changed' in node.state()['last_error']
+    assert node.host.serving == 10 and node.leftovers() == []
+
+
+def test_from_file_restores_that_file(node, tmp_path):
+    path = copy_fixture(str(tmp_path / 'given.db'))
+    assert node.run('--from-file', path) == 0
+    assert node.state()['revision'] == 7 and node.host.serving == 7
+    assert node.state()['source_endpoint'] == 'file://%s' % path
+    assert os.path.exists(path) and node.leftovers() == []
+
+
+def test_leftovers_of_the_previous_program_are_cleaned(node):
+    """What a refresh killed in the swap window of the template version left: a second older generation."""
+    os.rename(node.data_dir, node.data_dir + '.previous')
+    os.makedirs(os.path.join(node.data_dir + '.previous.old', 'member'))
+    node.host.restore_fails = False
+    # The live data came back with the kill (it is served); .previous.old blocked every later refresh.
+    os.makedirs(os.path.join(node.data_dir, 'member', 'snap'))
+    with open(os.path.join(node.data_dir, 'member', 'snap', 'db'), 'w') as handle:
+        handle.write('rev=10')
+    with open(os.path.join(node.state_dir, '.snapshot.abc.tmp'), 'w') as handle:
+        handle.write('68 MB of snapshot')
+    assert node.run() == 0
+    assert node.state()['revision'] == 20 and node.host.serving == 20
+    assert node.leftovers() == []
+
+
+def filled(tmp_path, generations):
+    """A node that went through ``generations`` refreshes (revisions 10, 15, ...), the cluster now at 20."""
+    node = Node(tmp_path)
+    for n in range(generations):
+        node.host.cluster_revision = 10 + 5 * n
+        assert node.run() == 0
+    node.host.cluster_revision = 20
+    return node
+
+
+def count_steps(generations):
+    counter = Killer()
+    node = filled(__import__('pathlib').Path(__import__('tempfile').mkdtemp(prefix='refresh-steps-')), generations)
+    assert node.run(killer=counter) == 0
+    return counter.count
+
+
+# Killed at each step of a refresh: of a node with one generation (no .previous yet), and with two.
+KILL_POINTS = [(generations, at) for generations in (1, 2) for at in range(count_steps(generations))]
+
+
+@pytest.mark.parametrize('generations,at', KILL_POINTS)
+def test_killed_at_any_step_the_next_run_recovers(tmp_path, generations, at):
+    node = filled(tmp_path, generations)
+    old = node.host.serving
+    killer = Killer(at)
+    with pytest.raises(Killed):
+        node.run(killer=killer)
+    # Right after the kill: what runs is one whole generation, and state.json names it when etcd runs.
+    if node.host.running:
+        assert node.host.serving in (old, 20), killer.killed_in
+        assert node.state()['revision'] == node.host.serving, killer.killed_in
+    for disk in (node.disk_revision(), node.disk_revision(node.data_dir + '.previous')):
+        assert disk in (None, 10, 15, 20), killer.killed_in
+
+    node.host.cluster_revision = 30
+    assert node.run() == 0, (killer.killed_in, node.state())
+    state = node.state()
+    assert state['last_error'] is None
+    assert state['revision'] == 30 and node.host.serving == 30 and node.disk_revision() == 30, killer.killed_in
+    assert node.leftovers() == [], killer.killed_in
+    assert node.disk_revision(node.data_dir + '.previous') in (old, 20), killer.killed_in
+
+
+@pytest.mark.parametrize('generations,at', KILL_POINTS)
+def test_killed_then_the_recovery_alone_tells_the_truth(tmp_path, generations, at):
+    """The next run recovers even when its own refresh fails (no source answers): state.json names what is served."""
+    node = filled(tmp_path, generations)
+    with pytest.raises(Killed):
+        node.run(killer=Killer(at))
+    node.configure(endpoints=['http://dead.invalid:2379'])
+    assert node.run() == 1
+    state = node.state()
+    assert 'no source endpoint gave a snapshot: http://dead.invalid:2379: ' in state['last_error']
+    assert node.host.running and state['revision'] == node.host.serving == node.disk_revision()
+    assert node.leftovers() == []
