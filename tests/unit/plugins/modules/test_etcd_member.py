@@ -159,7 +159,7 @@ def test_check_mode_add_makes_no_write(gateway, run_module):
                                                   _ansible_check_mode=True, _ansible_diff=True))
     assert not failed, result
     assert result['changed'] is True
-    assert result['actions'] == ['add member m3 as learner with peer URLs http://127.0.0.1:22580']
+    assert result['actions'] == ['would add member m3 as learner with peer URLs http://127.0.0.1:22580']
     assert writes(gateway) == []
     assert all(c['path'] in ('/v3/cluster/member/list', '/health') for c in gateway.calls)
     assert len(result['diff']['after']['members']) == len(result['diff']['before']['members']) + 1
@@ -171,6 +171,7 @@ def test_check_mode_remove_makes_no_write(gateway, run_module):
     healthy(gateway, M1, M2, M3)
     result, failed = run_module(etcd_member, args(name='m3', state='absent', _ansible_check_mode=True))
     assert not failed and result['changed']
+    assert result['actions'] == ['would remove member m3 (1818b2c362ae21da)']
     assert writes(gateway) == []
     assert 'm3' not in [m['name'] for m in result['members']]
 
@@ -380,7 +381,7 @@ def test_not_leader_check_mode_makes_no_transfer(gateway, run_module):
     result, failed = run_module(etcd_member, args(name='m3', state='not_leader', _ansible_check_mode=True))
     assert not failed, result
     assert result['changed'] is True
-    assert result['actions'][0].startswith('move leadership from m3 (')
+    assert result['actions'][0].startswith('would move leadership from m3 (')
     assert result['leader']['name'] in ('m1', 'm2')
     assert gateway.paths(TRANSFER) == []
 
