@@ -388,6 +388,7 @@ WAIT_CONDITION_SPEC = dict(
     min_members=dict(type='int'),
     voting_members=dict(type='int'),
     started_voting_members=dict(type='int'),
+    member_names=dict(type='list', elements='str'),
     leader_not=dict(type='str'),
     member=dict(type='dict', options=dict(
         name=dict(type='str'),
@@ -433,6 +434,8 @@ class WaitCondition(object):
                            ('started_voting_members', '%d started voting members')):
             if key in s:
                 parts.append(words % s[key])
+        if 'member_names' in s:
+            parts.append('exactly the members %s' % ', '.join(sorted(s['member_names'])))
         if 'leader_not' in s:
             parts.append('a leader other than %s' % s['leader_not'])
         member = s.get('member')
@@ -459,6 +462,10 @@ class WaitCondition(object):
                 missing.append('%d %s, %d wanted' % (counts[key], key.replace('_', ' '), s[key]))
         if 'min_members' in s and counts['members'] < s['min_members']:
             missing.append('%d members, at least %d wanted' % (counts['members'], s['min_members']))
+        if 'member_names' in s:
+            names = sorted(m['name'] or m['id'] for m in view['members'])
+            if names != sorted(s['member_names']):
+                missing.append('the members are %s' % (', '.join(names) or 'none'))
         if 'leader_not' in s:
             if not view['leader']:
                 missing.append('no leader all members agree on')
@@ -487,7 +494,8 @@ class WaitCondition(object):
         if state == 'learner' and not m['is_learner']:
             missing.append('%s is a voting member' % who)
         if 'healthy' in want and m['healthy'] != want['healthy']:
-            missing.append('%s is %s' % (who, 'unhealthy: %s' % m['health_reason'] if want['healthy'] else 'healthy'))
+            state_text = ('unhealthy: %s' % m['health_reason']) if want['healthy'] else 'healthy'
+            missing.append('%s is %s' % (who, state_text))
         if 'version' in want:
             version = (m['status'] or {}).get('version')
             if version != want['version']:

@@ -80,6 +80,11 @@ options:
       started_voting_members:
         description: Exactly this many started voting members (RV(started_voting_members)).
         type: int
+      member_names:
+        description:
+          - Exactly these members, by name (a member that has not started counts by its ID), in any order.
+        type: list
+        elements: str
       leader_not:
         description:
           - A leader that all answering members agree on, and it is not this member (name or 16-hex ID).

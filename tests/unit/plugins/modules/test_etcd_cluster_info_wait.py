@@ -128,6 +128,8 @@ CASES = [
      _lists('member_list_started_learner', 'member_list_after_promote'), '2 voting members, 3 wanted'),
     ('started_voting_members', lambda g: dict(started_voting_members=3),
      _lists('member_list_unstarted_voting', 'member_list'), '2 started voting members, 3 wanted'),
+    ('member_names', lambda g: dict(member_names=['m2', 'm1', 'm3']),
+     _lists('member_list_after_remove', 'member_list'), 'the members are m1, m2'),
     ('leader_not', lambda g: dict(leader_not=leader_name(g)), _leader_not, 'is still the leader'),
     ('member present', lambda g: dict(member=dict(name='m3')), _lists('member_list_after_remove', 'member_list'),
      'member m3 is not in the member list'),
