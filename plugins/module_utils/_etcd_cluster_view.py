@@ -501,8 +501,8 @@ class WaitCondition(object):
             if version != want['version']:
                 missing.append('%s runs %s, %s wanted' % (who, version or 'an unknown version', want['version']))
         if 'client_url' in want and want['client_url'].rstrip('/') not in [u.rstrip('/') for u in m['client_urls']]:
-            missing.append('%s has client URLs %s, not %s' % (who, ', '.join(m['client_urls']) or '(none)',
-                                                               want['client_url']))
+            urls = ', '.join(m['client_urls']) or '(none)'
+            missing.append('%s has client URLs %s, not %s' % (who, urls, want['client_url']))
         return missing
 
 
