@@ -42,6 +42,7 @@ def test_remove_healthy_member_refused_when_one_of_three_down(gateway, run_modul
     assert failed
     assert 'Refusing to remove member m1' in result['msg']
     assert '2 voting members would remain, 1 of them healthy; quorum needs 2' in result['msg']
+    assert result['msg'].endswith('Nothing was changed.') and result['changed'] is False and result['actions'] == []
     assert 'm3 (1818b2c362ae21da): %s: connection refused' % M3 in result['msg']
     assert writes(gateway) == []
 
