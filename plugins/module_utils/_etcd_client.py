@@ -160,11 +160,6 @@ def parse_id(value):
     return int(text, 10)
 
 
-def majority(voting_count):
-    """Votes needed for quorum among ``voting_count`` voting members."""
-    return voting_count // 2 + 1
-
-
 def b64encode(value):
     return to_text(base64.b64encode(to_bytes(value, errors='surrogate_or_strict')))
 

@@ -5,7 +5,8 @@
 # Internal to gatewayops.apisix_ha (hence the leading underscore): not a public API; it may change in any
 # release without notice. Other collections must not import it.
 """Shared layer of the etcd modules: the common argument spec (documented by the doc fragment
-gatewayops.apisix_ha.etcd) and the module base class."""
+gatewayops.apisix_ha.etcd), the module base class and URL checks. What the modules read of the cluster
+(members, health, status, leader, quorum) is in _etcd_cluster_view."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -13,7 +14,6 @@ __metaclass__ = type
 
 
 import copy
-import threading
 
 from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.six.moves.urllib.parse import urlparse
@@ -28,7 +28,6 @@ from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client 
     EtcdNotSupportedError,
     EtcdTLSError,
     EtcdUnavailableError,
-    format_id,
 )
 
 
@@ -118,18 +117,6 @@ ETCD_FAILURE_WORDING = (
 # helpers shared by the etcd modules
 # ---------------------------------------------------------------------------------------------------
 
-def format_member(member):
-    """Client member dict -> the shape the modules return (id as 16-hex, started bool)."""
-    return dict(
-        id=format_id(member['id']),
-        name=member['name'],
-        peer_urls=list(member['peer_urls']),
-        client_urls=list(member['client_urls']),
-        is_learner=bool(member['is_learner']),
-        started=bool(member['name']),
-    )
-
-
 def check_url(url, what='peer URL'):
     """None if ``url`` is http(s)://host:port with no path, else the reason it is not."""
     try:
@@ -157,83 +144,3 @@ def normalize_url(url):
     if ':' in host:
         host = '[%s]' % host
     return '%s://%s:%s' % (parsed.scheme.lower(), host.lower(), parsed.port)
-
-
-def members_health(client, members, timeout):
-    """GET /health on every member's client URLs (first URL that says healthy wins), in parallel.
-    -> {member_id(int): dict(healthy=bool, reason=str, endpoint=str or None)}.
-    A member without client URLs (not started) is unhealthy."""
-    results = {}
-
-    def probe(member):
-        reasons = []
-        for url in member['client_urls']:
-            healthy, reason = client.health(url, timeout=timeout)
-            if healthy:
-                results[member['id']] = dict(healthy=True, reason='', endpoint=url)
-                return
-            reasons.append('%s: %s' % (url, reason))
-        results[member['id']] = dict(healthy=False, endpoint=None,
-                                     reason='; '.join(reasons) if reasons else 'not started (no client URLs)')
-
-    threads = []
-    for member in members:
-        t = threading.Thread(target=probe, args=(member,))
-        t.daemon = True
-        t.start()
-        threads.append(t)
-    for t in threads:
-        t.join(timeout * max(1, len(member_urls_max(members))) + 5)
-    for member in members:
-        results.setdefault(member['id'], dict(healthy=False, endpoint=None, reason='health check did not finish'))
-    return results
-
-
-def member_urls_max(members):
-    """The longest client URL list (bounds how long a health probe may take)."""
-    longest = []
-    for member in members:
-        if len(member['client_urls']) > len(longest):
-            longest = member['client_urls']
-    return longest
-
-
-def members_status(client, members, timeout):
-    """Status of every member, asked on its own client URLs (first URL that answers wins).
-    -> {member_id(int): status dict of EtcdClient.status() or None when no URL answered}."""
-    out = {}
-    for member in members:
-        out[member['id']] = None
-        for url in member['client_urls']:
-            try:
-                out[member['id']] = client.status(url)
-                break
-            except EtcdError:
-                continue
-    return out
-
-
-def agreed_leader(statuses):
-    """The leader ID most answering members report (ties: the lowest ID), or 0 when none reports one."""
-    counts = {}
-    for st in statuses.values():
-        if st and st['leader']:
-            counts[st['leader']] = counts.get(st['leader'], 0) + 1
-    if not counts:
-        return 0
-    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0][0]
-
-
-def leader_candidates(members, health, statuses, exclude_id=None):
-    """Members that can take over leadership, best first: voting, started, healthy, status answered, not
-    ``exclude_id``; ordered by raft index (highest first), then name. -> list of (member, status)."""
-    candidates = []
-    for member in members:
-        st = statuses.get(member['id'])
-        if member['id'] == exclude_id or member['is_learner'] or not member['name'] or st is None:
-            continue
-        if st.get('is_learner') or not health.get(member['id'], {}).get('healthy'):
-            continue
-        candidates.append((member, st))
-    candidates.sort(key=lambda pair: (-pair[1]['raft_index'], pair[0]['name']))
-    return candidates

@@ -20,7 +20,11 @@ description:
     so equal data gives equal hashes. Where the JSON gateway does not route C(/v3/maintenance/hashkv)
     (etcd 3.4 and 3.5 before 3.5.10, where Hash and HashKV shared one URL) the whole-backend C(Hash) is used
     instead and RV(hash_method) says so; that hash has no revision, so it only compares members at rest.
-  - Read-only; never changes anything.
+  - With O(wait=true) it reads the cluster again (every O(wait_sleep) seconds) until the cluster meets
+    O(wait_condition), and fails after O(wait_timeout) seconds naming the condition, what was still missing and
+    the last RV(problems) seen (or every endpoint tried, when none answered). This replaces C(until)/C(retries)
+    loops in playbooks.
+  - Read-only; never changes anything. In check mode it reads (and waits) all the same.
 author:
   - gatewayops maintainers (@gatewayops)
 extends_documentation_fragment:
@@ -43,6 +47,85 @@ options:
       - Seconds to wait for one member's C(/health) or status answer (never more than O(timeout)).
     type: float
     default: 5
+  wait:
+    description:
+      - Whether to read the cluster again until it meets O(wait_condition) (or O(wait_timeout) passes).
+      - Without O(wait_condition) the module waits for RV(healthy).
+    type: bool
+    default: false
+  wait_condition:
+    description:
+      - What to wait for, with O(wait=true). Every key given must hold at once; keys left out are not checked.
+      - Without it O(wait=true) waits for O(wait_condition.healthy=true).
+    type: dict
+    suboptions:
+      healthy:
+        description: RV(healthy) has this value (every member healthy and answering, one leader all agree on, no alarm).
+        type: bool
+      quorum:
+        description: RV(quorum) has this value.
+        type: bool
+      hashkv_consistent:
+        description: RV(hashkv_consistent) has this value; needs O(hashkv=true).
+        type: bool
+      members:
+        description: Exactly this many members (voting members and learners, started or not).
+        type: int
+      min_members:
+        description: At least this many members.
+        type: int
+      voting_members:
+        description: Exactly this many voting members (RV(voting_members)).
+        type: int
+      started_voting_members:
+        description: Exactly this many started voting members (RV(started_voting_members)).
+        type: int
+      member_names:
+        description:
+          - Exactly these members, by name (a member that has not started counts by its ID), in any order.
+        type: list
+        elements: str
+      leader_not:
+        description:
+          - A leader that all answering members agree on, and it is not this member (name or 16-hex ID).
+        type: str
+      member:
+        description: One member, found by O(wait_condition.member.name) and/or O(wait_condition.member.id).
+        type: dict
+        suboptions:
+          name:
+            description: The member's name (a member that has not started has no name; use O(wait_condition.member.id)).
+            type: str
+          id:
+            description: The member's ID, 16 hex digits as RV(members[].id).
+            type: str
+          state:
+            description:
+              - V(present) - in the member list; V(absent) - not in it; V(started) - in it and started;
+                V(voting) - in it as a voting member; V(learner) - in it as a learner.
+              - V(absent) takes no other key than O(wait_condition.member.name) and O(wait_condition.member.id).
+            type: str
+            choices: [present, absent, started, voting, learner]
+            default: present
+          healthy:
+            description: The member's C(/health) answer (RV(members[].healthy)) has this value.
+            type: bool
+          version:
+            description: The member's status reports this etcd version, like V(3.5.16).
+            type: str
+          client_url:
+            description: One of the member's client URLs is this one.
+            type: str
+  wait_timeout:
+    description:
+      - Seconds to wait for O(wait_condition), with O(wait=true). The last read starts before it has passed.
+    type: float
+    default: 120
+  wait_sleep:
+    description:
+      - Seconds between two reads, with O(wait=true).
+    type: float
+    default: 2
 seealso:
   - module: gatewayops.apisix_ha.etcd_member
 """
@@ -70,10 +153,33 @@ EXAMPLES = r"""
   gatewayops.apisix_ha.etcd_cluster_info:
     endpoints: "{{ etcd_endpoints }}"
     hashkv: false
-  register: etcd
-  until: etcd.healthy
-  retries: 20
-  delay: 3
+    wait: true
+    wait_timeout: 60
+
+- name: Wait until etcd04 is a healthy voting member and etcd03 has handed over the leadership
+  gatewayops.apisix_ha.etcd_cluster_info:
+    endpoints: "{{ etcd_endpoints }}"
+    hashkv: false
+    wait: true
+    wait_condition:
+      healthy: true
+      voting_members: 4
+      leader_not: etcd03
+      member:
+        name: etcd04
+        state: voting
+        healthy: true
+
+- name: Wait until the cluster holds three started voting members with equal data
+  gatewayops.apisix_ha.etcd_cluster_info:
+    endpoints: "{{ etcd_endpoints }}"
+    wait: true
+    wait_condition:
+      healthy: true
+      members: 3
+      started_voting_members: 3
+      hashkv_consistent: true
+    wait_timeout: 300
 """
 
 RETURN = r"""
@@ -229,7 +335,8 @@ quorum_size:
   type: int
   sample: 2
 healthy:
-  description: All members healthy, exactly one leader that every member agrees on, and no alarms.
+  description: All members healthy and answering status requests, exactly one leader that every member agrees
+    on, and no alarms.
   returned: always
   type: bool
   sample: true
@@ -249,101 +356,61 @@ problems:
   type: list
   elements: str
   sample: []
+waited:
+  description: Seconds spent waiting for O(wait_condition) (0 when it held at the first read).
+  returned: when O(wait=true)
+  type: float
+  sample: 4.1
+wait_reads:
+  description: How many times the cluster was read while waiting.
+  returned: when O(wait=true)
+  type: int
+  sample: 3
+wait_unmet:
+  description: What of O(wait_condition) was still missing at the last read (empty when it held).
+  returned: when O(wait=true)
+  type: list
+  elements: str
+  sample: []
 """
 
-import threading
-import time
-
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import (
-    EtcdError,
-    EtcdNotSupportedError,
-    format_id,
-    majority,
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_cluster_view import (
+    WAIT_CONDITION_SPEC,
+    WaitCondition,
+    read_cluster_view,
+    wait_for,
 )
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import (
-    EtcdModule,
-    format_member,
-    members_health,
-)
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import EtcdModule
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._module_base import ModuleFailure
 
 
-# Hash (no revision) answers of all members are compared only when taken at one revision: tries and pause.
-HASH_ATTEMPTS = 20
-HASH_RETRY_DELAY = 0.05
+def run(module):
+    p = module.params
+    per_member_timeout = min(p['health_timeout'], p['timeout'])
+    member_client = module.make_client(timeout=per_member_timeout)
 
+    def read():
+        return read_cluster_view(module.client, member_client, per_member_timeout, hashkv=p['hashkv'])
 
-def _member_status(client, member):
-    """-> (status dict or None, [errors])."""
-    errors = []
-    for url in member['client_urls']:
-        try:
-            st = client.status(url)
-        except EtcdError as e:
-            errors.append(str(e))
-            continue
-        return dict(
-            endpoint=url,
-            member_id=format_id(st['member_id']),
-            leader=bool(st['leader']) and st['leader'] == member['id'],
-            leader_id=format_id(st['leader']) if st['leader'] else None,
-            raft_term=st['raft_term'],
-            raft_index=st['raft_index'],
-            raft_applied_index=st['raft_applied_index'],
-            db_size=st['db_size'],
-            db_size_in_use=st['db_size_in_use'],
-            version=st['version'],
-            is_learner=st['is_learner'],
-            revision=st['header']['revision'],
-            errors=st['errors'],
-        ), errors
-    if not member['client_urls']:
-        errors.append('not started (no client URLs)')
-    return None, errors
-
-
-def _member_hash(client, member, revision, method):
-    """-> hash dict (hash, hash_revision, compact_revision, method, endpoint) or dict(error, method).
-    Raises EtcdNotSupportedError when method is 'hashkv' and the member's gateway lacks it."""
-    errors = []
-    for url in member['client_urls']:
-        try:
-            if method == 'hashkv':
-                h = client.hashkv(url, revision)
-                return dict(hash=h['hash'], hash_revision=h['hash_revision'],
-                            compact_revision=h['compact_revision'], method='hashkv', endpoint=url)
-            h = client.hash(url)
-            return dict(hash=h['hash'], hash_revision=h['header']['revision'], compact_revision=None,
-                        method='hash', endpoint=url)
-        except EtcdNotSupportedError:
-            raise
-        except EtcdError as e:
-            errors.append(str(e))
-    return dict(error='; '.join(errors) or 'not started (no client URLs)', method=method)
-
-
-def _hashes_at_one_revision(client, members, attempts=HASH_ATTEMPTS):
-    """Whole-backend Hash of every member, asked of all members at once; repeated (up to ``attempts`` times)
-    until every member answered at the same revision, since under writes sequential answers would compare
-    different revisions. -> (hashes as _member_hash gives them, attempts made)."""
-    hashes = []
-    for attempt in range(1, attempts + 1):
-        results = {}
-
-        def probe(member):
-            results[member['id']] = _member_hash(client, member, 0, 'hash')
-
-        threads = [threading.Thread(target=probe, args=(m,)) for m in members]
-        for t in threads:
-            t.daemon = True
-            t.start()
-        for t in threads:
-            t.join(client.timeout * 3 + 5)
-        hashes = [results.get(m['id'], dict(error='hash request did not finish', method='hash')) for m in members]
-        revisions = set(h.get('hash_revision') for h in hashes)
-        if any('error' in h for h in hashes) or len(revisions) == 1:
-            return hashes, attempt
-        time.sleep(HASH_RETRY_DELAY)
-    return hashes, attempts
+    if not p['wait']:
+        module.finish(**read())
+    condition = WaitCondition(p['wait_condition'] if p['wait_condition'] is not None else dict(healthy=True))
+    invalid = condition.invalid(p['hashkv'])
+    if invalid:
+        raise ModuleFailure(invalid)
+    outcome = wait_for(read, condition, p['wait_timeout'], p['wait_sleep'])
+    view = dict(outcome['view'] or {})
+    view.update(waited=outcome['waited'], wait_reads=outcome['reads'], wait_unmet=outcome['unmet'])
+    if not outcome['unmet']:
+        module.finish(**view)
+    if outcome['error'] is not None and outcome['view'] is None:
+        failure = module.failure_result(outcome['error'])
+        raise ModuleFailure('Timed out after %s s waiting for %s: no endpoint ever answered. %s'
+                            % (outcome['waited'], condition.describe(), failure.pop('msg')), **dict(view, **failure))
+    last = ('the last read failed: %s; before it, ' % outcome['error']) if outcome['error'] is not None else ''
+    raise ModuleFailure('Timed out after %s s waiting for %s: still %s; %sproblems seen: %s'
+                        % (outcome['waited'], condition.describe(), ', '.join(outcome['unmet']), last,
+                           '; '.join(view.get('problems') or []) or 'none'), **view)
 
 
 def main():
@@ -351,126 +418,14 @@ def main():
         argument_spec=dict(
             hashkv=dict(type='bool', default=True),
             health_timeout=dict(type='float', default=5),
+            wait=dict(type='bool', default=False),
+            wait_condition=dict(type='dict', options=WAIT_CONDITION_SPEC),
+            wait_timeout=dict(type='float', default=120),
+            wait_sleep=dict(type='float', default=2),
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    per_member_timeout = min(p['health_timeout'], p['timeout'])
-    client = module.client
-    member_client = module.make_client(timeout=per_member_timeout)
-
-    listing = module.run(client.member_list)
-    members = listing['members']
-    by_id = dict((m['id'], m) for m in members)
-    problems = []
-
-    health = members_health(member_client, members, per_member_timeout)
-
-    out = []
-    statuses = {}
-    for m in members:
-        entry = format_member(m)
-        st, errors = _member_status(member_client, m)
-        statuses[m['id']] = st
-        entry.update(status=st, status_errors=errors, healthy=health[m['id']]['healthy'],
-                     health_reason=health[m['id']]['reason'], hashkv=None)
-        out.append(entry)
-        if not health[m['id']]['healthy']:
-            problems.append('member %s is not healthy: %s' % (m['name'] or format_id(m['id']),
-                                                              health[m['id']]['reason']))
-
-    # leader
-    leaders = sorted(set(st['leader_id'] for st in statuses.values() if st and st['leader_id']))
-    answering = [st for st in statuses.values() if st]
-    leader = {}
-    if len(leaders) == 1 and all(st['leader_id'] == leaders[0] for st in answering):
-        lid = int(leaders[0], 16)
-        leader = dict(id=leaders[0], name=by_id[lid]['name'] if lid in by_id else '')
-        if lid not in by_id:
-            problems.append('the leader %s is not in the member list' % leaders[0])
-    elif not leaders:
-        problems.append('no member reports a leader')
-    else:
-        problems.append('members disagree on the leader: %s' % ', '.join(leaders))
-    one_leader = bool(leader) and int(leader['id'], 16) in by_id
-
-    # alarms
-    alarms_error = None
-    try:
-        alarms = client.alarms()
-    except EtcdError as e:
-        alarms, alarms_error = [], str(e)
-        problems.append('alarms could not be read: %s' % alarms_error)
-    alarms_out = [dict(member_id=format_id(a['member_id']), alarm=a['alarm'],
-                       member_name=by_id[a['member_id']]['name'] if a['member_id'] in by_id else '')
-                  for a in alarms]
-    for a in alarms_out:
-        problems.append('alarm %s raised for member %s' % (a['alarm'], a['member_name'] or a['member_id']))
-
-    # hashes, all at one revision
-    hash_method = None
-    hash_revision = 0
-    hash_attempts = 0
-    hashkv_consistent = None
-    if p['hashkv']:
-        revisions = [st['revision'] for st in answering if st['revision']]
-        # the lowest revision every answering member has reached, so all of them can hash at it
-        hash_revision = min(revisions) if revisions else 0
-        hash_method = 'hashkv'
-        try:
-            hashes = [_member_hash(member_client, m, hash_revision, 'hashkv') for m in members]
-            hash_attempts = 1
-        except EtcdNotSupportedError:
-            # one gateway lacks HashKV: compare the whole-backend Hash of every member instead
-            hash_method, hash_revision = 'hash', 0
-            hashes, hash_attempts = _hashes_at_one_revision(member_client, members)
-        for entry, h in zip(out, hashes):
-            entry['hashkv'] = h
-        values = set(h['hash'] for h in hashes if 'hash' in h)
-        failed = [e for e in out if 'hash' not in e['hashkv']]
-        hashkv_consistent = bool(hashes) and not failed and len(values) == 1
-        for e in failed:
-            problems.append('member %s gave no hash: %s' % (e['name'] or e['id'], e['hashkv']['error']))
-        if hash_method == 'hash' and len(set(h.get('hash_revision') for h in hashes)) > 1:
-            hashkv_consistent = False
-            problems.append('the members answered the Hash request at different revisions (writes going on); '
-                            'their hashes cannot be compared: %s' % ', '.join(
-                                '%s@%s' % (e['name'] or e['id'], e['hashkv'].get('hash_revision')) for e in out))
-        elif len(values) > 1:
-            problems.append('members have different hashes: %s' % ', '.join(
-                '%s=%s' % (e['name'] or e['id'], e['hashkv']['hash']) for e in out if 'hash' in e['hashkv']))
-
-    voting = [m for m in members if not m['is_learner']]
-    healthy_voting = [m for m in voting if health[m['id']]['healthy']]
-    quorum = len(voting) > 0 and len(healthy_voting) >= majority(len(voting))
-    if not quorum:
-        problems.append('only %d of %d voting members are healthy; quorum needs %d'
-                        % (len(healthy_voting), len(voting), majority(len(voting))))
-    all_healthy = all(health[m['id']]['healthy'] for m in members)
-
-    result = dict(
-        changed=False,
-        cluster_id=format_id(listing['header']['cluster_id']),
-        members=out,
-        leader=leader,
-        leaders_seen=leaders,
-        alarms=alarms_out,
-        hash_method=hash_method,
-        hash_revision=hash_revision,
-        hash_attempts=hash_attempts,
-        voting_members=len(voting),
-        started_voting_members=len([m for m in voting if m['name']]),
-        learners=[m['name'] or format_id(m['id']) for m in members if m['is_learner']],
-        healthy_voting_members=len(healthy_voting),
-        quorum_size=majority(len(voting)),
-        healthy=all_healthy and one_leader and not alarms and alarms_error is None,
-        quorum=quorum,
-        hashkv_consistent=hashkv_consistent,
-        problems=problems,
-    )
-    if alarms_error is not None:
-        result['alarms_error'] = alarms_error
-    module.exit_json(**result)
+    module.execute(run, module)
 
 
 if __name__ == '__main__':

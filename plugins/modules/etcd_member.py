@@ -266,18 +266,22 @@ from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client 
     EtcdApiError,
     EtcdError,
     format_id,
-    majority,
 )
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import (
-    EtcdModule,
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_cluster_view import (
     agreed_leader,
-    check_url,
     format_member,
+    label as _label,
     leader_candidates,
     members_health,
     members_status,
+    quorum_verdict,
+)
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import (
+    EtcdModule,
+    check_url,
     normalize_url,
 )
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._module_base import ModuleFailure
 
 # etcd's answers to a promotion that may succeed later: the learner has not started or not caught up yet.
 PROMOTE_NOT_READY = (
@@ -293,10 +297,6 @@ def _urls(urls):
 
 def _show_urls(urls):
     return ', '.join(urls) if urls else '(none)'
-
-
-def _label(member):
-    return '%s (%s)' % (member['name'] or 'unstarted', format_id(member['id']) if member['id'] else 'new')
 
 
 def find_member(members, name, peer_urls):
@@ -330,53 +330,15 @@ def url_conflicts(members, peer_urls, me=None):
     return '; '.join(clashes) if clashes else None
 
 
-def quorum_verdict(operation, members, health, member=None):
-    """Whether ``operation`` keeps quorum. operation: add_voting, add_learner, remove, promote, update.
-    Only voting members that answered the health check count. -> (ok: bool, explanation: str)."""
-    voting = [m for m in members if not m['is_learner']]
-    healthy = [m for m in voting if health.get(m['id'], {}).get('healthy')]
-    n, h = len(voting), len(healthy)
-    member_healthy = bool(member is not None and health.get(member['id'], {}).get('healthy'))
-    if operation == 'add_voting':
-        new_n, new_h = n + 1, h
-        ok = new_h >= majority(new_n)
-        text = ('with the new (not yet started) voting member there would be %d voting members; quorum needs %d '
-                'healthy, %d are healthy now' % (new_n, majority(new_n), new_h))
-    elif operation == 'remove' and member is not None and not member['is_learner']:
-        new_n, new_h = n - 1, h - (1 if member_healthy else 0)
-        if new_n < 1:
-            return False, 'it is the last voting member'
-        ok = new_h >= majority(new_n)
-        text = ('after the removal %d voting members would remain, %d of them healthy; quorum needs %d'
-                % (new_n, new_h, majority(new_n)))
-    elif operation == 'promote':
-        new_n, new_h = n + 1, h + (1 if member_healthy else 0)
-        ok = new_h >= majority(new_n)
-        text = ('after the promotion there would be %d voting members, %d of them healthy; quorum needs %d'
-                % (new_n, new_h, majority(new_n)))
-    else:  # add_learner, update, remove of a learner: the cluster must have quorum now
-        ok = n > 0 and h >= majority(n)
-        text = '%d of %d voting members are healthy; quorum needs %d' % (h, n, majority(n))
-    unhealthy = [m for m in members if not health.get(m['id'], {}).get('healthy')]
-    if unhealthy:
-        text += '. Unhealthy: ' + '; '.join('%s: %s' % (_label(m), health.get(m['id'], {}).get('reason', 'unknown'))
-                                            for m in unhealthy)
-    return ok, text
-
-
 class EtcdMemberModule(object):
 
     def __init__(self, module):
         self.module = module
         self.client = module.client
-        self.actions = []
+        self.recorder = module.recorder
         self.health = None
         self.warnings = []
         self.extra = {}
-
-    def fail(self, msg, **extra):
-        extra.setdefault('actions', [])
-        self.module.fail_json(msg=msg, changed=False, **extra)
 
     def check_quorum(self, operation, members, member, describe):
         if self.health is None:
@@ -384,7 +346,8 @@ class EtcdMemberModule(object):
             self.health = members_health(self.client, members, timeout)
         ok, text = quorum_verdict(operation, members, self.health, member)
         if not ok:
-            self.fail('Refusing to %s: %s.' % (describe, text), health=self._health_out())
+            raise ModuleFailure('Refusing to %s: %s. Nothing was changed.' % (describe, text),
+                                health=self._health_out())
 
     def _health_out(self):
         if self.health is None:
@@ -399,18 +362,18 @@ class EtcdMemberModule(object):
             peer_urls = [u.strip() for u in peer_urls]
             problems = [e for e in (check_url(u) for u in peer_urls) if e]
             if problems:
-                self.fail('Malformed peer URL: %s.' % '; '.join(problems))
+                raise ModuleFailure('Malformed peer URL: %s.' % '; '.join(problems))
             if not peer_urls:
-                self.fail('peer_urls must not be empty when given.')
+                raise ModuleFailure('peer_urls must not be empty when given.')
             if len(_urls(peer_urls)) != len(peer_urls):
-                self.fail('peer_urls lists the same URL twice: %s.' % _show_urls(peer_urls))
+                raise ModuleFailure('peer_urls lists the same URL twice: %s.' % _show_urls(peer_urls))
 
-        listing = self.module.run(self.client.member_list)
+        listing = self.client.member_list()
         cluster_id = listing['header']['cluster_id']
         before = listing['members']
         member, error = find_member(before, name, peer_urls)
         if error:
-            self.fail('Cannot tell which member is meant: %s.' % error)
+            raise ModuleFailure('Cannot tell which member is meant: %s.' % error)
 
         after = [dict(m) for m in before]
         result_member = member
@@ -420,65 +383,60 @@ class EtcdMemberModule(object):
             if member is not None:
                 describe = 'remove member %s' % _label(member)
                 self.check_quorum('remove', before, member, describe)
-                self.actions.append(describe)
-                if not check:
-                    self.module.run(self.client.member_remove, member['id'])
+                self.recorder.do(describe, self.client.member_remove, member['id'])
                 after = [m for m in after if m['id'] != member['id']]
 
         elif state == 'not_leader':
-            self._not_leader(member, before, check)
+            self._not_leader(member, before)
 
         elif state == 'promoted':
             if member is None:
                 hint = ''
                 if any(not m['name'] for m in before) and not peer_urls:
                     hint = ' An unstarted member has no name yet; give its peer_urls to match it.'
-                self.fail('Cannot promote %s: no member of that name is in the cluster (members: %s).%s'
-                          % (name, ', '.join(_label(m) for m in before) or 'none', hint))
-            result_member = self._promote(member, before, after, check)
+                raise ModuleFailure('Cannot promote %s: no member of that name is in the cluster (members: %s).%s'
+                                    % (name, ', '.join(_label(m) for m in before) or 'none', hint))
+            result_member = self._promote(member, before, after)
 
         else:  # present
             if member is None:
                 if not peer_urls:
-                    self.fail('Member %s is not in the cluster; peer_urls are needed to add it.' % name)
+                    raise ModuleFailure('Member %s is not in the cluster; peer_urls are needed to add it.' % name)
                 clash = url_conflicts(before, peer_urls)
                 if clash:
-                    self.fail('Cannot add member %s with peer URLs %s: %s.' % (name, _show_urls(peer_urls), clash))
+                    raise ModuleFailure('Cannot add member %s with peer URLs %s: %s.'
+                                        % (name, _show_urls(peer_urls), clash))
                 kind = 'learner' if learner else 'voting member'
                 describe = 'add member %s as %s with peer URLs %s' % (name, kind, _show_urls(peer_urls))
                 self.check_quorum('add_learner' if learner else 'add_voting', before, None, describe)
-                self.actions.append(describe)
+                answer = self.recorder.do(describe, self.client.member_add, peer_urls, is_learner=learner)
                 if check:
                     result_member = dict(id=None, name='', peer_urls=list(peer_urls), client_urls=[],
                                          is_learner=bool(learner))
                 else:
-                    answer = self.module.run(self.client.member_add, peer_urls, is_learner=learner)
                     result_member = answer['member']
                 after.append(dict(result_member))
             else:
                 if peer_urls and _urls(peer_urls) != _urls(member['peer_urls']):
                     clash = url_conflicts(before, peer_urls, me=member)
                     if clash:
-                        self.fail('Cannot give member %s the peer URLs %s: %s.'
-                                  % (_label(member), _show_urls(peer_urls), clash))
+                        raise ModuleFailure('Cannot give member %s the peer URLs %s: %s.'
+                                            % (_label(member), _show_urls(peer_urls), clash))
                     describe = ('update peer URLs of member %s from %s to %s'
                                 % (_label(member), _show_urls(member['peer_urls']), _show_urls(peer_urls)))
                     self.check_quorum('update', before, member, describe)
-                    self.actions.append(describe)
-                    if not check:
-                        self.module.run(self.client.member_update, member['id'], peer_urls)
+                    self.recorder.do(describe, self.client.member_update, member['id'], peer_urls)
                     for m in after:
                         if m['id'] == member['id']:
                             m['peer_urls'] = list(peer_urls)
                 if member['is_learner'] and not learner:
-                    self._promote(member, before, after, check)
+                    self._promote(member, before, after)
                 elif not member['is_learner'] and learner:
                     self.warnings.append('Member %s is a voting member; etcd cannot turn it back into a learner, '
                                          'left as it is.' % _label(member))
 
-        changed = bool(self.actions)
-        if changed and not check:
-            listing = self.module.run(self.client.member_list)
+        if self.recorder.changed and not check:
+            listing = self.client.member_list()
             after = listing['members']
             cluster_id = listing['header']['cluster_id'] or cluster_id
         if state != 'absent' and result_member is not None and result_member.get('id'):
@@ -489,8 +447,6 @@ class EtcdMemberModule(object):
             result_member = now[0] if now else result_member
 
         result = dict(
-            changed=changed,
-            actions=self.actions,
             members=[format_member(m) for m in after],
             member=format_member(result_member) if result_member is not None else {},
             member_id=format_id(result_member['id']) if result_member is not None and result_member['id'] else None,
@@ -499,21 +455,17 @@ class EtcdMemberModule(object):
         result.update(self.extra)
         if self.health is not None:
             result['health'] = self._health_out()
-        if self.module._diff:
-            result['diff'] = dict(before=dict(members=[format_member(m) for m in before]),
-                                  after=dict(members=[format_member(m) for m in after]))
         for w in self.warnings:
             self.module.warn(w)
-        self.module.exit_json(**result)
+        self.module.finish(before=dict(members=[format_member(m) for m in before]),
+                           after=dict(members=[format_member(m) for m in after]), **result)
 
-    def _promote(self, member, before, after, check):
+    def _promote(self, member, before, after):
         if not member['is_learner']:
             return member
         describe = 'promote learner %s to voting member' % _label(member)
         self.check_quorum('promote', before, member, describe)
-        self.actions.append(describe)
-        if not check:
-            self._promote_with_retries(member)
+        self.recorder.do(describe, self._promote_with_retries, member)
         for m in after:
             if m['id'] == member['id']:
                 m['is_learner'] = False
@@ -532,15 +484,16 @@ class EtcdMemberModule(object):
             except EtcdApiError as e:
                 text = (e.grpc_message or str(e)).lower()
                 if self.module.params['promote_timeout'] <= 0 or not any(m in text for m in PROMOTE_NOT_READY):
-                    self.module.run(_raise, e)
+                    raise
                 if time.monotonic() >= deadline:
-                    self.fail('Learner %s was not promoted within promote_timeout (%s s, %d attempts): etcd keeps '
-                              'answering "%s". The learner has not started or not caught up with the leader: check '
-                              'that etcd runs on it (journalctl -u etcd) and that it reaches the other members\' '
-                              'peer URLs, then promote it again (state=promoted).%s'
-                              % (_label(member), self.module.params['promote_timeout'], attempts,
-                                 e, self._progress(member)),
-                              promote_attempts=attempts, actions=self.actions)
+                    raise ModuleFailure(
+                        'Learner %s was not promoted within promote_timeout (%s s, %d attempts): etcd keeps '
+                        'answering "%s". The learner has not started or not caught up with the leader: check '
+                        'that etcd runs on it (journalctl -u etcd) and that it reaches the other members\' '
+                        'peer URLs, then promote it again (state=promoted).%s'
+                        % (_label(member), self.module.params['promote_timeout'], attempts,
+                           e, self._progress(member)),
+                        promote_attempts=attempts)
             time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
 
     def _progress(self, member):
@@ -550,17 +503,17 @@ class EtcdMemberModule(object):
         except EtcdError:
             return ''
         short = min(self.module.params['health_timeout'], self.module.params['timeout'])
-        statuses = members_status(self.module.make_client(timeout=short), members, None)
+        statuses = members_status(self.module.make_client(timeout=short), members)
         mine = statuses.get(member['id'])
         leader = statuses.get(agreed_leader(statuses))
         if mine and leader:
             return ' Learner raft index %d, leader raft index %d.' % (mine['raft_index'], leader['raft_index'])
         return ' The learner does not answer status requests.' if leader else ''
 
-    def _not_leader(self, member, before, check):
+    def _not_leader(self, member, before):
         short = min(self.module.params['health_timeout'], self.module.params['timeout'])
         probe = self.module.make_client(timeout=short)
-        statuses = members_status(probe, before, None)
+        statuses = members_status(probe, before)
         leader_id = agreed_leader(statuses)
         by_id = dict((m['id'], m) for m in before)
 
@@ -575,34 +528,33 @@ class EtcdMemberModule(object):
         self.health = members_health(probe, before, short)
         candidates = leader_candidates(before, self.health, statuses, exclude_id=member['id'])
         if not candidates:
-            self.fail('Cannot move the leadership away from %s: no other voting member is started, healthy and '
-                      'answering status requests. Bring another member back first.' % _label(member),
-                      health=self._health_out(), previous_leader=who(leader_id))
+            raise ModuleFailure('Cannot move the leadership away from %s: no other voting member is started, '
+                                'healthy and answering status requests. Bring another member back first. Nothing '
+                                'was changed.' % _label(member),
+                                health=self._health_out(), previous_leader=who(leader_id))
         target, target_status = candidates[0]
         describe = 'move leadership from %s to %s (raft index %d)' % (
             _label(member), _label(target), target_status['raft_index'])
-        self.actions.append(describe)
         self.extra['leader'] = who(target['id'])
-        if check:
-            return
-        self.module.run(self.client.move_leader, target['id'])
-        deadline = time.monotonic() + max(0.0, self.module.params['leader_timeout'])
-        while True:
-            now_leader = agreed_leader(members_status(probe, before, None))
-            if now_leader and now_leader != member['id']:
-                self.extra['leader'] = who(now_leader)
-                return
-            if time.monotonic() >= deadline:
-                self.fail('Leadership was handed from %s to %s, but within leader_timeout (%s s) the members '
-                          'still report %s as leader. Look at the members\' journals (journalctl -u etcd) and '
-                          'run again.' % (_label(member), _label(target), self.module.params['leader_timeout'],
-                                          format_id(now_leader) if now_leader else 'no one'),
-                          actions=self.actions, previous_leader=who(leader_id))
-            time.sleep(0.5)
 
+        def transfer():
+            self.client.move_leader(target['id'])
+            deadline = time.monotonic() + max(0.0, self.module.params['leader_timeout'])
+            while True:
+                now_leader = agreed_leader(members_status(probe, before))
+                if now_leader and now_leader != member['id']:
+                    self.extra['leader'] = who(now_leader)
+                    return
+                if time.monotonic() >= deadline:
+                    raise ModuleFailure(
+                        'Leadership was handed from %s to %s, but within leader_timeout (%s s) the members '
+                        'still report %s as leader. Look at the members\' journals (journalctl -u etcd) and '
+                        'run again.' % (_label(member), _label(target), self.module.params['leader_timeout'],
+                                        format_id(now_leader) if now_leader else 'no one'),
+                        changed=True, previous_leader=who(leader_id))
+                time.sleep(0.5)
 
-def _raise(exc):
-    raise exc
+        self.recorder.do(describe, transfer)
 
 
 def main():
@@ -618,7 +570,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    EtcdMemberModule(module).main()
+    module.execute(EtcdMemberModule(module).main)
 
 
 if __name__ == '__main__':

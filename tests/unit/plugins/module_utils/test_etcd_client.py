@@ -37,7 +37,6 @@ def test_format_and_parse_id():
     assert ec.parse_id(str(ID1)) == ID1
     assert ec.parse_id('0x425eef114c1f8661') == ID1
     assert ec.parse_id(ID2) == ID2
-    assert ec.majority(1) == 1 and ec.majority(2) == 2 and ec.majority(3) == 2 and ec.majority(4) == 3
 
 
 def test_prefix_range_end():

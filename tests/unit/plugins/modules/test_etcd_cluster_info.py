@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.gatewayops.apisix_ha.plugins.modules import etcd_cluster_info
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _etcd_cluster_view as view
 
 M1, M2, M3 = 'http://127.0.0.1:22379', 'http://127.0.0.1:22479', 'http://127.0.0.1:22579'
 
@@ -102,7 +103,7 @@ def _no_hashkv(gateway):
 
 
 def test_hash_fallback_asks_again_until_one_revision(gateway, run_module, monkeypatch):
-    monkeypatch.setattr(etcd_cluster_info.time, 'sleep', lambda s: None)
+    monkeypatch.setattr(view.time, 'sleep', lambda s: None)
     healthy_cluster(gateway)
     _no_hashkv(gateway)
     # m3 lags one revision behind on the first ask, then all answer at revision 7
@@ -118,7 +119,7 @@ def test_hash_fallback_asks_again_until_one_revision(gateway, run_module, monkey
 
 
 def test_hash_fallback_never_compares_different_revisions(gateway, run_module, monkeypatch):
-    monkeypatch.setattr(etcd_cluster_info.time, 'sleep', lambda s: None)
+    monkeypatch.setattr(view.time, 'sleep', lambda s: None)
     healthy_cluster(gateway)
     _no_hashkv(gateway)
     gateway.route(M1, '/v3/maintenance/hash', _hash_at(gateway, 'hash_m1', 7))
@@ -126,6 +127,6 @@ def test_hash_fallback_never_compares_different_revisions(gateway, run_module, m
     gateway.route(M3, '/v3/maintenance/hash', _hash_at(gateway, 'hash_m1', 8))
     result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1]))
     assert not failed, result
-    assert result['hash_attempts'] == etcd_cluster_info.HASH_ATTEMPTS
+    assert result['hash_attempts'] == view.HASH_ATTEMPTS
     assert result['hashkv_consistent'] is False
     assert any('different revisions' in p for p in result['problems'])

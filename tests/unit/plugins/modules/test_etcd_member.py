@@ -42,6 +42,7 @@ def test_remove_healthy_member_refused_when_one_of_three_down(gateway, run_modul
     assert failed
     assert 'Refusing to remove member m1' in result['msg']
     assert '2 voting members would remain, 1 of them healthy; quorum needs 2' in result['msg']
+    assert result['msg'].endswith('Nothing was changed.') and result['changed'] is False and result['actions'] == []
     assert 'm3 (1818b2c362ae21da): %s: connection refused' % M3 in result['msg']
     assert writes(gateway) == []
 
@@ -159,7 +160,7 @@ def test_check_mode_add_makes_no_write(gateway, run_module):
                                                   _ansible_check_mode=True, _ansible_diff=True))
     assert not failed, result
     assert result['changed'] is True
-    assert result['actions'] == ['add member m3 as learner with peer URLs http://127.0.0.1:22580']
+    assert result['actions'] == ['would add member m3 as learner with peer URLs http://127.0.0.1:22580']
     assert writes(gateway) == []
     assert all(c['path'] in ('/v3/cluster/member/list', '/health') for c in gateway.calls)
     assert len(result['diff']['after']['members']) == len(result['diff']['before']['members']) + 1
@@ -171,6 +172,7 @@ def test_check_mode_remove_makes_no_write(gateway, run_module):
     healthy(gateway, M1, M2, M3)
     result, failed = run_module(etcd_member, args(name='m3', state='absent', _ansible_check_mode=True))
     assert not failed and result['changed']
+    assert result['actions'] == ['would remove member m3 (1818b2c362ae21da)']
     assert writes(gateway) == []
     assert 'm3' not in [m['name'] for m in result['members']]
 
@@ -380,7 +382,7 @@ def test_not_leader_check_mode_makes_no_transfer(gateway, run_module):
     result, failed = run_module(etcd_member, args(name='m3', state='not_leader', _ansible_check_mode=True))
     assert not failed, result
     assert result['changed'] is True
-    assert result['actions'][0].startswith('move leadership from m3 (')
+    assert result['actions'][0].startswith('would move leadership from m3 (')
     assert result['leader']['name'] in ('m1', 'm2')
     assert gateway.paths(TRANSFER) == []
 
