@@ -301,6 +301,7 @@ from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client 
     prefix_range_end,
 )
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import EtcdModule
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._module_base import ModuleFailure
 
 ROOT = 'root'
 PERM_TYPES = dict(read='READ', write='WRITE', readwrite='READWRITE')
@@ -352,13 +353,12 @@ class EtcdAuthModule(object):
     def __init__(self, module):
         self.module = module
         self.client = module.client
-        self.actions = []
         self.ops = []
         self.warnings = []
 
     def fail(self, msg, **extra):
-        extra.setdefault('actions', [])
-        self.module.fail_json(msg=msg, changed=False, **extra)
+        """A refusal before anything is done."""
+        raise ModuleFailure(msg, changed=False, actions=[], **extra)
 
     # -- input ------------------------------------------------------------------------------------
 
@@ -548,50 +548,51 @@ class EtcdAuthModule(object):
     # -- doing ------------------------------------------------------------------------------------
 
     def execute(self):
+        """Run the planned operations through the recorder (in check mode it runs none)."""
         p = self.module.params
+        recorder = self.module.recorder
         for description, func, args in self.ops:
-            if not self.module.check_mode:
-                try:
-                    func(*args)
-                except EtcdError as e:
-                    self.fail_half_way(description, e)
-                if func == self.client.user_change_password and args[0] == p['user']:
-                    # our own password changed: authenticate with the new one from now on
-                    self.client.password = args[1]
-                    self.client.forget_token()
-            self.actions.append(description)
-            if func == self.client.auth_enable and not self.module.check_mode:
+            try:
+                recorder.do(description, func, *args)
+            except EtcdError as e:
+                self.fail_half_way(description, e)
+            if recorder.check_mode:
+                continue
+            if func == self.client.user_change_password and args[0] == p['user']:
+                # our own password changed: authenticate with the new one from now on
+                self.client.password = args[1]
+                self.client.forget_token()
+            if func == self.client.auth_enable:
                 self.client.forget_token()
                 try:
                     self.client.authenticate()
                 except EtcdError as e:
-                    self.module.fail_json(
-                        msg='Authentication is now on, but user %s could not authenticate with the given password: '
-                            '%s. Log in as root with etcdctl and check the password (etcdctl user passwd).'
-                            % (p['user'], to_native(e)),
-                        changed=True, actions=self.actions)
+                    raise ModuleFailure(
+                        'Authentication is now on, but user %s could not authenticate with the given password: '
+                        '%s. Log in as root with etcdctl and check the password (etcdctl user passwd).'
+                        % (p['user'], to_native(e)), changed=True, actions=list(recorder.actions))
 
     def fail_half_way(self, description, exc):
-        done = list(self.actions)
-        self.module.fail_json(
-            msg='Could not %s: %s. Done before: %s.' % (description, to_native(exc), '; '.join(done) or 'nothing'),
-            changed=bool(done), actions=done, failed_action=description, error_type=exc.__class__.__name__,
-            etcd_message=getattr(exc, 'grpc_message', None))
+        recorder = self.module.recorder
+        raise ModuleFailure(
+            'Could not %s: %s. Done before: %s.' % (description, to_native(exc), recorder.done_text()),
+            changed=recorder.changed, actions=list(recorder.actions), failed_action=description,
+            error_type=exc.__class__.__name__, etcd_message=getattr(exc, 'grpc_message', None))
 
     def main(self):
         self.validate()
         enabled_before, roles_before, users_before = self.read()
         enabled_after, roles_after, users_after = self.plan(enabled_before, roles_before, users_before)
         self.execute()
-        result = dict(changed=bool(self.actions), actions=self.actions, auth_enabled=enabled_after,
-                      roles=roles_out(roles_after), users=users_out(users_after))
-        if self.module._diff:
-            result['diff'] = dict(
-                before=dict(auth_enabled=enabled_before, roles=roles_out(roles_before), users=users_out(users_before)),
-                after=dict(auth_enabled=enabled_after, roles=roles_out(roles_after), users=users_out(users_after)))
         for w in self.warnings:
             self.module.warn(w)
-        self.module.exit_json(**result)
+        # documented: the operations in order, also in check mode (where the recorder says "would ...")
+        actions = [description for description, _func, _args in self.ops]
+        self.module.finish(
+            before=dict(auth_enabled=enabled_before, roles=roles_out(roles_before), users=users_out(users_before)),
+            after=dict(auth_enabled=enabled_after, roles=roles_out(roles_after), users=users_out(users_after)),
+            changed=bool(actions), actions=actions, auth_enabled=enabled_after,
+            roles=roles_out(roles_after), users=users_out(users_after))
 
 
 def _raise(exc):
@@ -621,7 +622,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    EtcdAuthModule(module).main()
+    module.execute(EtcdAuthModule(module).main)
 
 
 if __name__ == '__main__':

@@ -199,6 +199,7 @@ from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client 
     txn_range,
 )
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import EtcdModule
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._module_base import ModuleFailure
 
 
 # At most this many operations per transaction (etcd's --max-txn-ops defaults to 128).
@@ -233,8 +234,9 @@ class Carrier(object):
                            since_revision=self.since, target_revision=None)
 
     def fail(self, msg, **extra):
+        """Stop with the result so far (the lists of keys put, deleted, in conflict...)."""
         self.result.update(extra)
-        self.module.fail_json(msg=msg, **self.result)
+        raise ModuleFailure(msg, **self.result)
 
     def scope(self, **kw):
         """range() arguments selecting the keys under the prefix (every key when it is empty)."""
@@ -310,8 +312,9 @@ class Carrier(object):
         for chunk in _chunks(writes):
             compare = [txn_compare(key, 'MOD', 'EQUAL', kv['mod_revision'] if kv else 0) for key, _v, kv in chunk]
             ops = [txn_delete(key) if value is None else txn_put(key, value) for key, value, _kv in chunk]
-            answer = self.module.run(self.target.txn, compare=compare, success=ops,
-                                     failure=[txn_range(key) for key, _v, _kv in chunk])
+            answer = self.module.recorder.do(
+                'write transaction %d (%d keys)' % (self.result['transactions'] + 1, len(chunk)),
+                self.target.txn, compare=compare, success=ops, failure=[txn_range(key) for key, _v, _kv in chunk])
             self.result['transactions'] += 1
             self.result['target_revision'] = answer['header']['revision']
             if not answer['succeeded']:
@@ -340,10 +343,8 @@ class Carrier(object):
                       'conflict=keep_source to let the source win everywhere), then run again.'
                       % (self.since, len(conflicts), ', '.join(c['key'] for c in conflicts)),
                       put=[k for k, v, _kv in writes if v is not None], deleted=[k for k, v, _kv in writes if v is None])
+        # documented: one line per key, also in check mode (where the recorder would say "would ...")
         r['actions'] = ['%s %s' % ('delete' if value is None else 'put', key) for key, value, _kv in writes]
-        if self.module._diff:
-            r['diff'] = dict(before=dict((k, _show(kv['value']) if kv else None) for k, _v, kv in writes),
-                             after=dict((k, _show(v)) for k, v, _kv in writes))
         r['transactions'] = 0
         if self.module.check_mode:
             r['put'] = [k for k, v, _kv in writes if v is not None]
@@ -355,7 +356,17 @@ class Carrier(object):
                     'there, %d leased keys skipped'
                     % ('would carry' if self.module.check_mode else 'carried', len(writes), self.since, revision,
                        len(r['put']), len(r['deleted']), len(conflicts), len(r['already']), len(r['skipped'])))
-        self.module.exit_json(**r)
+        self.module.finish(before=dict((k, _show(kv['value']) if kv else None) for k, _v, kv in writes),
+                           after=dict((k, _show(v)) for k, v, _kv in writes), **r)
+
+
+def check_options(module):
+    if module.params['since_revision'] < 1:
+        raise ModuleFailure('since_revision must be a revision of the source (1 or more), got %d. Nothing was '
+                            'written.' % module.params['since_revision'])
+    if not module.params['source_endpoints']:
+        raise ModuleFailure('source_endpoints is empty: name the client URL(s) of the etcd to carry from. '
+                            'Nothing was written.')
 
 
 def main():
@@ -368,13 +379,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if module.params['since_revision'] < 1:
-        module.fail_json(msg='since_revision must be a revision of the source (1 or more), got %d. Nothing was written.'
-                         % module.params['since_revision'])
-    if not module.params['source_endpoints']:
-        module.fail_json(msg='source_endpoints is empty: name the client URL(s) of the etcd to carry from. '
-                         'Nothing was written.')
-    Carrier(module).run()
+    module.execute(check_options, module)
+    module.execute(Carrier(module).run)
 
 
 if __name__ == '__main__':

@@ -407,3 +407,26 @@ def test_bad_input(gateway, run_module, roles, expected):
     result, failed = run_module(etcd_auth, args(roles=roles))
     assert failed and expected in result['msg']
     assert gateway.calls == []
+
+
+# -- the module base: failure half way, diff only in diff mode ----------------------------------------
+
+def test_failure_half_way_names_what_was_done_before(gateway, run_module):
+    empty_auth_off(gateway)
+    gateway.route(EP, '/v3/auth/role/add', 'rbac_role_add_apisix')
+    # the grant is refused (a recorded refusal of etcd): the role was added, nothing after it was done
+    gateway.route(EP, '/v3/auth/role/grant', 'rbac_anon_put')
+    result, failed = run_module(etcd_auth, full())
+    assert failed
+    assert result['msg'].startswith('Could not grant role apisix readwrite on prefix /apisix: ')
+    assert result['msg'].endswith('Done before: add role apisix.'), result['msg']
+    assert result['changed'] is True and result['actions'] == ['add role apisix']
+    assert result['failed_action'] == 'grant role apisix readwrite on prefix /apisix'
+    assert [c['path'] for c in writes(gateway)] == ['/v3/auth/role/add', '/v3/auth/role/grant']
+
+
+def test_no_diff_without_diff_mode(gateway, run_module):
+    present_auth_off(gateway)
+    result, failed = run_module(etcd_auth, full(users=[ROOT_USER]))
+    assert not failed, result
+    assert 'diff' not in result

@@ -190,3 +190,18 @@ def test_chunks_of_at_most_64_ops():
 def test_show_shortens_long_values():
     assert etcd_changes_carry._show(None) is None
     assert etcd_changes_carry._show('x' * 200) == 'x' * 120 + '...(200 characters)'
+
+
+def test_no_diff_without_diff_mode(gateway, run_module):
+    source(gateway)
+    gateway.route(DST, '/v3/kv/txn', 'carry_dst_read')
+    result, failed = run_module(etcd_changes_carry, args(_ansible_check_mode=True))
+    assert not failed, result
+    assert 'diff' not in result and result['actions'] == ['put %s' % R1, 'delete %s' % R3, 'put %s' % R4]
+
+
+def test_bad_since_revision_is_refused_before_any_request(gateway, run_module):
+    result, failed = run_module(etcd_changes_carry, args(since_revision=0))
+    assert failed and result['changed'] is False
+    assert 'since_revision must be a revision of the source' in result['msg'] and 'Nothing was written' in result['msg']
+    assert gateway.calls == []
