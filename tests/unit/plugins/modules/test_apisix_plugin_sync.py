@@ -17,6 +17,7 @@ import pytest
 
 from ansible.plugins.callback import CallbackBase
 
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _lua_check
 from ansible_collections.gatewayops.apisix_ha.plugins.modules import apisix_plugin_sync
 
 OK_LUA = b'local _M = {version = 0.1, priority = 1000, name = "%s"}\nfunction _M.access(conf, ctx)\n  return\nend\nreturn _M\n'
@@ -173,7 +174,7 @@ def test_first_sync_copies_the_nested_tree_with_modes(lab, sync):
     assert str(lab.dest) in manifest['dirs_created'] and str(lab.dest / 'empty' / 'dir') in manifest['dirs_created']
     assert mode(res['backup_path']) == 0o700
     assert res['actions'][0].startswith('checked the Lua syntax of 4 files with ')
-    assert 'added utils/deep/deeper/leaf.lua (mode 0640)' in res['actions']
+    assert 'add utils/deep/deeper/leaf.lua (mode 0640)' in res['actions']
 
 
 @needs_checker
@@ -207,7 +208,7 @@ def test_update_keeps_owner_and_takes_source_mode(lab, sync):
         assert (st.st_uid, st.st_gid) == (4321, 4322)
     assert read(lab.dest / 'my-auth.lua') == OK_LUA % b'my-auth-v2'
     assert mode(lab.dest / 'my-log.lua') == 0o750
-    assert 'updated my-log.lua (mode 0755 -> 0750)' in res['actions']
+    assert 'update my-log.lua (mode 0755 -> 0750)' in res['actions']
     mode_diff = [d for d in res['diff'] if d['before_header'].startswith(str(lab.dest / 'my-log.lua'))]
     assert mode_diff == [dict(before_header='%s (mode)' % (lab.dest / 'my-log.lua'), before='mode 0755\n',
                               after_header='%s (mode)' % (lab.dest / 'my-log.lua'), after='mode 0750\n')]
@@ -228,7 +229,7 @@ def test_files_only_in_dest_removed_only_with_delete(lab, sync, delete):
         assert not (lab.dest / 'old').exists()          # emptied directories not in the source go too
         assert (lab.dest / 'keep' / 'kept.swp').exists()  # excluded: never touched, keeps its directory
         assert not (lab.dest / 'keep' / 'dropped.lua').exists()
-        assert 'removed directory %s' % (lab.dest / 'old' / 'sub') in res['actions']
+        assert 'remove directory %s' % (lab.dest / 'old' / 'sub') in res['actions']
     else:
         assert res['removed'] == []
         assert read(lab.dest / 'local-only.lua') == OK_LUA % b'local'
@@ -410,7 +411,7 @@ def test_default_checker_refuses_a_syntax_error(lab, sync):
 
 
 def test_refused_when_no_lua_checker(lab, sync, monkeypatch):
-    monkeypatch.setattr(apisix_plugin_sync, '_LUA_CHECKERS',
+    monkeypatch.setattr(_lua_check, 'LUA_CHECKERS',
                         [('/nonexistent/luajit', ['-b', '{file}', '/dev/null']), ('no-such-luac', ['-p', '{file}'])])
     before = snapshot(lab.tmp)
     res, failed = sync(lab.args())
@@ -460,14 +461,14 @@ def test_failure_while_writing_puts_everything_back(lab, sync, monkeypatch):
     write(lab.dest / 'my-auth.lua', b'return "old auth"\n', 0o600)
     write(lab.dest / 'local-only.lua', b'return 1\n')
     before = snapshot(lab.tmp / 'node' / 'custom')
-    real = apisix_plugin_sync._write_atomic
+    real = apisix_plugin_sync.write_atomic
 
     def failing(src, dest, *args, **kwargs):
         if dest == str(lab.dest / 'utils' / 'jwt.lua'):
             raise OSError(28, 'No space left on device')
         return real(src, dest, *args, **kwargs)
 
-    monkeypatch.setattr(apisix_plugin_sync, '_write_atomic', failing)
+    monkeypatch.setattr(apisix_plugin_sync, 'write_atomic', failing)
     res, failed = sync(lab.args(delete=True))
     assert failed, res
     assert res['rolled_back'] is True and res['changed'] is False
