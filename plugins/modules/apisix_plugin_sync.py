@@ -30,9 +30,9 @@ description:
     put back from the backup before the task fails.
   - Files present in O(plugins_dest) but not in O(plugins_src) are removed only with O(delete=true).
   - Refusals change nothing and say why. Refused are a source that does not exist or has the wrong type, a Lua syntax error,
-    no Lua checker, a file in one tree where the other has a directory, symbolic links to directories, overlapping
-    source, destination and backup directories, a backup that does not exist, has a broken manifest or files
-    whose sha256 does not match it.
+    no Lua checker, a file in one tree where the other has a directory, symbolic links to directories, symbolic
+    links of O(plugins_src) that lead outside it, overlapping source, destination and backup directories, a backup
+    that does not exist, has a broken manifest or files whose sha256 does not match it.
 author:
   - gatewayops maintainers (@gatewayops)
 extends_documentation_fragment:
@@ -48,6 +48,10 @@ attributes:
     description:
       - One entry per changed file, with its content before and after (a unified diff when displayed). Binary
         files and files over 100 KiB are shown by size and sha256 only; a change of mode alone is shown as modes.
+      - In the configuration file, the values of secret fields (C(key) and C(admin_key), as in
+        C(deployment.admin.admin_key), C(password), as in C(deployment.etcd.password), C(secret), C(token),
+        C(keyring), and names ending in C(_key), C(_password), C(_secret), C(_token)) are shown as C(<hidden>), or
+        C(<hidden, changed>) on the after side when the value changes.
   platform:
     support: full
     platforms: posix
@@ -67,8 +71,9 @@ options:
       - Directory on the managed node holding the custom plugins, for example
         C(/opt/middleware/gateway/apisix/plugins). Nested directories are copied at any depth; empty ones are
         created too.
-      - Symbolic links to files are followed (their content is copied); symbolic links to directories are
-        refused.
+      - Symbolic links to files of the same tree are followed (their content is copied). Symbolic links to
+        directories, and links that lead outside O(plugins_src) (a link to an SSH key would have it copied onto the
+        node and printed by C(--diff)), are refused.
       - With O(state=synced), at least one of O(plugins_src) and O(config_src) is required.
     type: path
   plugins_dest:
@@ -200,17 +205,19 @@ msg:
   type: str
   sample: "synced 4 files (1 added, 2 updated, 1 removed, 7 unchanged); backup in /usr/local/apisix/backup/20260301T101500Z"
 actions:
-  description: What was done, or in check mode what would be done, in order.
+  description:
+    - What was checked (the Lua syntax, the sha256 of a backup), then each change in the imperative, in order; in
+      check mode each change starts with C(would).
   returned: always
   type: list
   elements: str
   sample:
     - "checked the Lua syntax of 8 files with /usr/bin/luajit -b {file} /dev/null"
-    - backed up 3 files into /usr/local/apisix/backup/20260301T101500Z, with a manifest of the 4 changes
-    - created directory /usr/local/apisix/custom/apisix/plugins/utils
-    - added utils/jwt.lua (mode 0644)
-    - updated my-auth.lua
-    - removed old-plugin.lua
+    - back up 3 files into /usr/local/apisix/backup/20260301T101500Z, with a manifest of the 4 changes
+    - create directory /usr/local/apisix/custom/apisix/plugins/utils (mode 0755)
+    - add utils/jwt.lua (mode 0644)
+    - update my-auth.lua
+    - remove old-plugin.lua
 added:
   description:
     - Files added (in check mode, that would be). Plugin files relative to O(plugins_dest), the configuration
