@@ -142,6 +142,9 @@ def load_config(path=CONF_PATH):
         parsed = urllib.parse.urlsplit(str(host))
         if parsed.scheme not in ('http', 'https') or not parsed.hostname:
             raise ConfigError('malformed etcd endpoint: %s' % host)
+        if parsed.scheme == 'https':
+            raise ConfigError('the lab stand-in reaches etcd over http only (no lab scenario runs APISIX with TLS '
+                              'etcd): %s' % host)
     conf['etcd_hosts'] = [str(h).rstrip('/') for h in hosts]
     prefix = str(etcd.get('prefix', '/apisix'))
     if not prefix.startswith('/'):
@@ -155,16 +158,6 @@ def load_config(path=CONF_PATH):
     user, password = etcd.get('user'), etcd.get('password')
     conf['etcd_user'] = None if user is None else str(user)
     conf['etcd_password'] = None if password is None else str(password)
-    tls = etcd.get('tls') or {}
-    if not isinstance(tls, dict):
-        raise ConfigError('deployment.etcd.tls must be a mapping')
-    trusted = (apisix.get('ssl') or {}).get('ssl_trusted_certificate')
-    conf['etcd_tls'] = {'cert': tls.get('cert'), 'key': tls.get('key'), 'verify': tls.get('verify', True) is not False,
-                        'ca': trusted}
-    for item in ('cert', 'key', 'ca'):
-        path_ = conf['etcd_tls'][item]
-        if path_ and path_ != 'system' and not os.path.exists(str(path_)):
-            raise ConfigError('certificate path %s does not exist' % path_)
 
     seen = {}
     for kind, addresses in (('node_listen', conf['node_listen']),

@@ -3,7 +3,6 @@
 import base64
 import http.client
 import json
-import ssl
 import sys
 import threading
 import urllib.parse
@@ -23,39 +22,19 @@ class Etcd:
         self.prefix = conf['etcd_prefix']
         self.timeout = conf['etcd_timeout']
         self.user, self.password = conf['etcd_user'], conf['etcd_password']
-        self.tls = conf['etcd_tls']
         self.current = 0
         self.token = None
         self.lock = threading.Lock()
-        self._ssl = None
 
     def same_settings(self, conf):
         return (self.hosts == conf['etcd_hosts'] and self.prefix == conf['etcd_prefix'] and
                 self.user == conf['etcd_user'] and self.password == conf['etcd_password'] and
-                self.tls == conf['etcd_tls'] and self.timeout == conf['etcd_timeout'])
-
-    def ssl_context(self):
-        if self._ssl is None:
-            context = ssl.create_default_context()
-            ca = self.tls.get('ca')
-            if ca and ca != 'system':
-                context.load_verify_locations(cafile=ca)
-            if not self.tls.get('verify', True):
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            if self.tls.get('cert') and self.tls.get('key'):
-                context.load_cert_chain(self.tls['cert'], self.tls['key'])
-            self._ssl = context
-        return self._ssl
+                self.timeout == conf['etcd_timeout'])
 
     def raw_request(self, host, method, path, body=None, headers=None, timeout=None):
         parsed = urllib.parse.urlsplit(host)
         timeout = self.timeout if timeout is None else timeout
-        if parsed.scheme == 'https':
-            conn = http.client.HTTPSConnection(parsed.hostname, parsed.port or 2379, timeout=timeout,
-                                               context=self.ssl_context())
-        else:
-            conn = http.client.HTTPConnection(parsed.hostname, parsed.port or 2379, timeout=timeout)
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port or 2379, timeout=timeout)
         try:
             data = None if body is None else json.dumps(body).encode()
             all_headers = {'Content-Type': 'application/json'}

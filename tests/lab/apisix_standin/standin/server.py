@@ -4,7 +4,6 @@ import http.client
 import json
 import os
 import socket
-import ssl
 import threading
 import time
 import traceback
@@ -376,11 +375,7 @@ class Server(Apis):
         for attempt in (0, 1):
             conn, reused = self.pool.get(host, port, balancer.scheme)
             if conn is None:
-                if balancer.scheme == 'https':
-                    conn = http.client.HTTPSConnection(host, port, timeout=balancer.connect_timeout,
-                                                       context=ssl._create_unverified_context())
-                else:
-                    conn = http.client.HTTPConnection(host, port, timeout=balancer.connect_timeout)
+                conn = http.client.HTTPConnection(host, port, timeout=balancer.connect_timeout)
                 try:
                     conn.connect()
                 except OSError as error:
