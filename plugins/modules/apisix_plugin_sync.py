@@ -376,18 +376,16 @@ def _hide(text, shown_before):
     for line in text.splitlines(True):
         body = line.rstrip('\r\n')
         indent = len(body) - len(body.lstrip())
-        if block is not None and body.strip() and (indent > block or (indent == block and body.lstrip()
-                                                                         .startswith('- '))):
-            item = _LIST_ITEM.match(body)
-            field = _BLOCK_LINE.match(body)
-            if field is None and item is not None or indent > block and field is None:
+        field = _BLOCK_LINE.match(body)
+        below = indent > block or (indent == block and body.lstrip().startswith('- ')) if block is not None else False
+        if body.strip() and below:
+            if field is None:  # a value of the secret field above: a list item, a line of a block scalar
+                item = _LIST_ITEM.match(body)
                 lead = item.group('lead') if item is not None else body[:indent]
-                context = lead + HIDDEN
-                out.append(lead + marker(context, body[len(lead):]) + line[len(body):])
+                out.append(lead + marker(lead + HIDDEN, body[len(lead):]) + line[len(body):])
                 continue
         elif body.strip() and not body.lstrip().startswith('#'):
             block = None
-        field = _BLOCK_LINE.match(body)
         if field is not None and _secret_name(field.group('name')):
             value = field.group('value').strip()
             if not value or value.startswith('#') or value[0] in '|>':
@@ -499,9 +497,8 @@ class PluginSync(GatewayopsModule):
         except BackupError as exc:
             self.fail('backup %s cannot be restored: %s. Nothing was changed.' % (exc.backup, exc.reason))
         except (OSError, IOError) as exc:
-            if self.recorder.changed:
-                self.fail('%s failed half way: %s; run it again once the cause is fixed'
-                          % (self.params['state'], to_native(exc)))
+            if self.recorder.changed:  # a restore; a sync puts back what it changed (_roll_back)
+                self.fail('restoring failed half way: %s; run it again once the cause is fixed' % to_native(exc))
             self.fail('%s failed before anything was written: %s' % (self.params['state'], to_native(exc)),
                       changed=False)
 

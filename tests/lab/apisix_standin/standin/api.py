@@ -10,6 +10,7 @@ from .httpserver import Response, error_page
 from .plugins import PluginLoadError
 from .routing import check_route
 
+
 class Apis:
     """The admin, control and status APIs (a base of Server)."""
 

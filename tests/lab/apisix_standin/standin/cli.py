@@ -1,7 +1,4 @@
-"""The `apisix` commands and the daemon they start.
-
-usage: apisix start|stop|quit|reload|test
-"""
+"""The `apisix` commands and the daemon they start."""
 
 import json
 import os
@@ -16,6 +13,8 @@ from .config import load_config
 from .etcd import etcd_startup_check
 from .plugins import PluginLoadError, PluginRuntime
 from .server import Server
+
+USAGE = 'usage: apisix start|stop|quit|reload|test'
 
 
 def read_pid():
@@ -244,7 +243,7 @@ def main(argv):
         return cmd_reload()
     if command == 'test':
         return cmd_test()
-    print(__doc__.strip().split('\n')[-1])
+    print(USAGE)
     return 0 if command == 'help' else 1
 
 

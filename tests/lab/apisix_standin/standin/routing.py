@@ -4,7 +4,6 @@ import random
 import threading
 
 
-
 def parse_nodes(nodes):
     out = []
     if isinstance(nodes, dict):

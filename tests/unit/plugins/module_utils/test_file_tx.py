@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import os
+import pathlib
 import stat
 
 import pytest
@@ -22,13 +23,11 @@ SOURCE = os.path.join(HERE, '..', '..', '..', '..', 'plugins', 'module_utils', '
 
 
 def write(path, data, mode=0o644):
-    path = str(path)
-    if not os.path.isdir(os.path.dirname(path)):
-        os.makedirs(os.path.dirname(path))
-    with open(path, 'wb') as f:
-        f.write(data)
-    os.chmod(path, mode)
-    return path
+    """``path``: a pathlib path in tmp_path; -> its str."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.chmod(mode)
+    return str(path)
 
 
 def read(path):
@@ -139,7 +138,7 @@ def records(files):
 
 def change(root, files):
     """What the change does after the backup: replace, remove, add in a new directory."""
-    write(files['replaced'], b'a v2\n', 0o644)
+    write(pathlib.Path(files['replaced']), b'a v2\n', 0o644)
     os.unlink(files['removed'])
     os.rmdir(os.path.dirname(files['removed']))
     os.mkdir(str(root / 'new'))
@@ -152,8 +151,8 @@ def test_backup_then_restore_puts_everything_back(tmp_path, live):
     added = str(root / 'new' / 'c.lua')
     backup, manifest = tx.create_backup(
         str(tmp_path / 'backups'), records(files) + [dict(path=added, existed=False, kind='added')],
-        dirs_created=[str(root / 'new')], dirs_removed=[dict(path=str(root / 'old'), mode=0o755, uid=os.getuid(),
-                                                            gid=os.getgid())],
+        dirs_created=[str(root / 'new')],
+        dirs_removed=[dict(path=str(root / 'old'), mode=0o755, uid=os.getuid(), gid=os.getgid())],
         meta=dict(module='test'))
     assert tx.BACKUP_NAME.match(os.path.basename(backup))
     assert mode(backup) == 0o700 and mode(str(tmp_path / 'backups')) == 0o700
@@ -168,8 +167,8 @@ def test_backup_then_restore_puts_everything_back(tmp_path, live):
     loaded = tx.load_manifest(tx.find_backup(str(tmp_path / 'backups'), 'latest'))
     tx.verify_backup_files(backup, loaded)
     plan = tx.plan_restore(loaded, name_of=lambda r: r['kind'])
-    assert dict((i['name'], i['action']) for i in plan['files']) == dict(replaced='updated', removed='added',
-                                                                          added='removed')
+    actions = dict((i['name'], i['action']) for i in plan['files'])
+    assert actions == dict(replaced='updated', removed='added', added='removed')
     assert [d['path'] for d in plan['dirs_recreate']] == [str(root / 'old')]
     assert plan['dirs_drop'] == [str(root / 'new')]
     done = []
@@ -219,7 +218,7 @@ def test_a_broken_manifest_is_refused(tmp_path, live, damage, reason):
     _root, files = live
     backup, manifest = tx.create_backup(str(tmp_path / 'b'), records(files))
     damage(manifest)
-    write(os.path.join(backup, tx.MANIFEST), json.dumps(manifest).encode(), 0o600)
+    write(pathlib.Path(backup, tx.MANIFEST), json.dumps(manifest).encode(), 0o600)
     with pytest.raises(tx.BackupError) as err:
         tx.load_manifest(backup, 'the producer')
     assert reason in err.value.reason and err.value.backup == backup
@@ -228,7 +227,7 @@ def test_a_broken_manifest_is_refused(tmp_path, live, damage, reason):
 def test_verify_names_a_tampered_or_missing_file(tmp_path, live):
     _root, files = live
     backup, manifest = tx.create_backup(str(tmp_path / 'b'), records(files))
-    write(os.path.join(backup, 'files', 'replaced'), b'tampered\n', 0o600)
+    write(pathlib.Path(backup, 'files', 'replaced'), b'tampered\n', 0o600)
     os.unlink(os.path.join(backup, 'files', 'removed'))
     with pytest.raises(tx.BackupError) as err:
         tx.verify_backup_files(backup, manifest)
@@ -264,7 +263,7 @@ def test_restore_without_root_refuses_another_owner(tmp_path, live, monkeypatch)
     recs = records(files)
     recs[0].update(uid=4321, gid=4321)
     _backup, manifest = tx.create_backup(str(tmp_path / 'b'), recs)
-    write(files['removed'], b'changed\n')
+    write(pathlib.Path(files['removed']), b'changed\n')
     monkeypatch.setattr(tx.os, 'geteuid', lambda: 1000)
     monkeypatch.setattr(tx.os, 'getegid', lambda: 1000)
     monkeypatch.setattr(tx.os, 'getgroups', lambda: [1000])

@@ -24,7 +24,8 @@ def which(name):
 
 
 def run(argv, cwd):
-    done = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    done = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          check=False)
     return done.returncode, done.stdout, done.stderr
 
 
