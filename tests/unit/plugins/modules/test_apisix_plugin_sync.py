@@ -17,6 +17,7 @@ import pytest
 
 from ansible.plugins.callback import CallbackBase
 
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _lua_check
 from ansible_collections.gatewayops.apisix_ha.plugins.modules import apisix_plugin_sync
 
 OK_LUA = b'local _M = {version = 0.1, priority = 1000, name = "%s"}\nfunction _M.access(conf, ctx)\n  return\nend\nreturn _M\n'
@@ -173,7 +174,7 @@ def test_first_sync_copies_the_nested_tree_with_modes(lab, sync):
     assert str(lab.dest) in manifest['dirs_created'] and str(lab.dest / 'empty' / 'dir') in manifest['dirs_created']
     assert mode(res['backup_path']) == 0o700
     assert res['actions'][0].startswith('checked the Lua syntax of 4 files with ')
-    assert 'added utils/deep/deeper/leaf.lua (mode 0640)' in res['actions']
+    assert 'add utils/deep/deeper/leaf.lua (mode 0640)' in res['actions']
 
 
 @needs_checker
@@ -207,7 +208,7 @@ def test_update_keeps_owner_and_takes_source_mode(lab, sync):
         assert (st.st_uid, st.st_gid) == (4321, 4322)
     assert read(lab.dest / 'my-auth.lua') == OK_LUA % b'my-auth-v2'
     assert mode(lab.dest / 'my-log.lua') == 0o750
-    assert 'updated my-log.lua (mode 0755 -> 0750)' in res['actions']
+    assert 'update my-log.lua (mode 0755 -> 0750)' in res['actions']
     mode_diff = [d for d in res['diff'] if d['before_header'].startswith(str(lab.dest / 'my-log.lua'))]
     assert mode_diff == [dict(before_header='%s (mode)' % (lab.dest / 'my-log.lua'), before='mode 0755\n',
                               after_header='%s (mode)' % (lab.dest / 'my-log.lua'), after='mode 0750\n')]
@@ -228,7 +229,7 @@ def test_files_only_in_dest_removed_only_with_delete(lab, sync, delete):
         assert not (lab.dest / 'old').exists()          # emptied directories not in the source go too
         assert (lab.dest / 'keep' / 'kept.swp').exists()  # excluded: never touched, keeps its directory
         assert not (lab.dest / 'keep' / 'dropped.lua').exists()
-        assert 'removed directory %s' % (lab.dest / 'old' / 'sub') in res['actions']
+        assert 'remove directory %s' % (lab.dest / 'old' / 'sub') in res['actions']
     else:
         assert res['removed'] == []
         assert read(lab.dest / 'local-only.lua') == OK_LUA % b'local'
@@ -410,7 +411,7 @@ def test_default_checker_refuses_a_syntax_error(lab, sync):
 
 
 def test_refused_when_no_lua_checker(lab, sync, monkeypatch):
-    monkeypatch.setattr(apisix_plugin_sync, '_LUA_CHECKERS',
+    monkeypatch.setattr(_lua_check, 'LUA_CHECKERS',
                         [('/nonexistent/luajit', ['-b', '{file}', '/dev/null']), ('no-such-luac', ['-p', '{file}'])])
     before = snapshot(lab.tmp)
     res, failed = sync(lab.args())
@@ -460,14 +461,14 @@ def test_failure_while_writing_puts_everything_back(lab, sync, monkeypatch):
     write(lab.dest / 'my-auth.lua', b'return "old auth"\n', 0o600)
     write(lab.dest / 'local-only.lua', b'return 1\n')
     before = snapshot(lab.tmp / 'node' / 'custom')
-    real = apisix_plugin_sync._write_atomic
+    real = apisix_plugin_sync.write_atomic
 
     def failing(src, dest, *args, **kwargs):
         if dest == str(lab.dest / 'utils' / 'jwt.lua'):
             raise OSError(28, 'No space left on device')
         return real(src, dest, *args, **kwargs)
 
-    monkeypatch.setattr(apisix_plugin_sync, '_write_atomic', failing)
+    monkeypatch.setattr(apisix_plugin_sync, 'write_atomic', failing)
     res, failed = sync(lab.args(delete=True))
     assert failed, res
     assert res['rolled_back'] is True and res['changed'] is False
@@ -646,3 +647,103 @@ def test_without_root_a_file_owned_by_another_user_is_refused(lab, sync, monkeyp
     res, failed = sync(lab.args(lua_check=False))
     assert failed and 'belongs to uid 4321, gid 4321: without root its owner cannot be kept' in res['msg']
     assert snapshot(lab.tmp) == before
+
+
+# --- secure by default ---------------------------------------------------------------------------------------
+
+def test_refused_on_a_source_symlink_leading_outside_the_tree(lab, sync):
+    secret = write(lab.tmp / 'home' / '.ssh' / 'id_ed25519', b'-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n', 0o600)
+    os.symlink(secret, str(lab.src / 'utils' / 'key.lua'))
+    before = snapshot(lab.tmp)
+    for check_mode in (True, False):
+        res, failed = sync(lab.args(lua_check=False), check_mode=check_mode, diff=True)
+        assert failed, res
+        assert res['msg'] == ('plugins_src: %s is a symbolic link to %s, outside plugins_src; a link may only point '
+                              'to a file of the same tree (copy the file in, or exclude the link). Nothing was '
+                              'changed.' % (lab.src / 'utils' / 'key.lua', secret))
+        assert res['changed'] is False
+        assert 'PRIVATE KEY' not in json.dumps(res)
+        assert snapshot(lab.tmp) == before
+    # excluded, the link is neither read nor refused
+    res, failed = sync(lab.args(lua_check=False, exclude=['key.lua']))
+    assert not failed, res
+    assert not (lab.dest / 'utils' / 'key.lua').exists()
+
+
+def test_refused_on_a_source_symlink_through_a_path_outside_the_tree(lab, sync):
+    outside = write(lab.tmp / 'elsewhere' / 'plugin.lua', OK_LUA % b'elsewhere')
+    os.symlink(os.path.relpath(outside, str(lab.src)), str(lab.src / 'escape.lua'))
+    res, failed = sync(lab.args(lua_check=False))
+    assert failed and 'escape.lua is a symbolic link to %s, outside plugins_src' % outside in res['msg']
+    assert not lab.dest.exists() and not lab.backups.exists()
+
+
+CONFIG_WITH_SECRETS = b"""apisix:
+  node_listen: 9080
+deployment:
+  admin:
+    admin_key:
+    - key: %s
+      name: admin
+      role: admin
+    allow_admin:
+    - 127.0.0.0/24
+  etcd:
+    host:
+    - http://10.0.0.1:2379
+    password: %s
+    user: apisix
+"""
+
+
+def test_config_diff_hides_the_admin_key_and_the_etcd_password(lab, sync):
+    write(lab.conf, CONFIG_WITH_SECRETS % (b'0ldadminkey0000000000000000000000', b'old-etcd-password'), 0o640)
+    write(lab.conf_src, (CONFIG_WITH_SECRETS % (b'newadminkey1111111111111111111111', b'old-etcd-password'))
+          .replace(b'9080', b'9081'))
+    args = dict(config_src=str(lab.conf_src), config_dest=str(lab.conf), backup_dir=str(lab.backups))
+    plan, failed = sync(args, check_mode=True, diff=True)
+    assert not failed, plan
+    shown = CallbackBase()._get_diff(plan['diff'])
+    for secret in ('0ldadminkey', 'newadminkey', 'old-etcd-password'):
+        assert secret not in shown and secret not in json.dumps(plan['diff'])
+    assert '-  node_listen: 9080' in shown and '+  node_listen: 9081' in shown
+    assert '-    - key: <hidden>' in shown and '+    - key: <hidden, changed>' in shown
+    config_diff, = plan['diff']
+    # the same password on both sides: hidden alike, so the diff shows no change there
+    assert '    password: <hidden>\n' in config_diff['before'] and '    password: <hidden>\n' in config_diff['after']
+    assert '    user: apisix\n' in config_diff['after'] and '      name: admin' in shown
+
+    # the rollback of the rolling update restores config.yaml in diff mode: its secrets stay hidden too
+    res, failed = sync(args)
+    assert not failed and read(lab.conf) == read(lab.conf_src)
+    res, failed = sync(dict(state='restored', backup=res['backup_path'], backup_dir=str(lab.backups)), diff=True)
+    assert not failed, res
+    assert b'0ldadminkey' in read(lab.conf)
+    shown = CallbackBase()._get_diff(res['diff'])
+    for secret in ('0ldadminkey', 'newadminkey', 'old-etcd-password'):
+        assert secret not in shown
+    assert '+    - key: <hidden, changed>' in shown and '+  node_listen: 9080' in shown
+
+
+def test_a_new_config_shows_its_secrets_hidden(lab, sync):
+    write(lab.conf_src, CONFIG_WITH_SECRETS % (b'adminkey', b'etcd-password'))
+    res, failed = sync(dict(config_src=str(lab.conf_src), config_dest=str(lab.conf), backup_dir=str(lab.backups)),
+                       check_mode=True, diff=True)
+    assert not failed, res
+    after = res['diff'][-1]['after']
+    assert 'adminkey' not in after and 'etcd-password' not in after
+    assert '    - key: <hidden>\n' in after and '    password: <hidden>\n' in after
+
+
+@pytest.mark.parametrize('text,hidden', [
+    ('admin_key: abc\n', 'admin_key: <hidden>\n'),
+    ('  password: "p a s s"  \n', '  password: <hidden>\n'),
+    ('- {name: admin, key: abc, role: admin}\n', '- {name: admin, key: <hidden>, role: admin}\n'),
+    ('data_encryption:\n  keyring:\n    - k1\n    - k2\n  enable: true\n',
+     'data_encryption:\n  keyring:\n    - <hidden>\n    - <hidden>\n  enable: true\n'),
+    ('keyring:\n- k1\nother: 1\n', 'keyring:\n- <hidden>\nother: 1\n'),
+    ('jwt_secret: |\n  line1\n  line2\nnext: 2\n', 'jwt_secret: <hidden>\n  <hidden>\n  <hidden>\nnext: 2\n'),
+    ('keepalive: 60\nhost: key\n', 'keepalive: 60\nhost: key\n'),
+])
+def test_hide_secrets(text, hidden):
+    assert apisix_plugin_sync.hide_secrets(text, text) == (hidden, hidden)
