@@ -30,8 +30,13 @@ class Exit(Exception):
 @pytest.fixture
 def ended(monkeypatch):
     """Makes exit_json/fail_json raise Exit((failed, result))."""
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', lambda self, **kw: (_ for _ in ()).throw(Exit(False, kw)))
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', lambda self, **kw: (_ for _ in ()).throw(Exit(True, kw)))
+    def exit_json(self, **result):
+        raise Exit(False, result)
+
+    def fail_json(self, **result):
+        raise Exit(True, result)
+    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
 
 
 def make(args, cls=GatewayopsModule, **spec):
@@ -144,5 +149,5 @@ def test_etcd_errors_name_every_endpoint_tried(ended, exc, wording):
     failed, result = outcome(lambda: module.run(logic))
     assert failed
     assert result['msg'].startswith(wording)
-    assert [a['endpoint'] for a in result['attempts']] == [ep for ep, _ in exc.attempts]
+    assert [a['endpoint'] for a in result['attempts']] == [attempt[0] for attempt in exc.attempts]
     assert result['changed'] is False
