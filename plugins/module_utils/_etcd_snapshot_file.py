@@ -6,7 +6,7 @@
 # release without notice. Other collections must not import it.
 """etcd snapshot files: integrity checks and etcdutl/etcdctl invocation.
 
-Runs on the managed hosts: standard library only.
+Runs on the managed hosts: standard library only (and _file_tx, installed beside it).
 
 A file written by ``etcdctl snapshot save`` is a bbolt database followed by a 32-byte sha256 of
 everything before it. bbolt files are whole pages (4096 bytes on the usual hosts, always a multiple
@@ -29,6 +29,8 @@ import os
 import stat
 import struct
 import time
+
+from ._file_tx import fsync_dir
 
 
 SHA256_SIZE = 32
@@ -565,20 +567,6 @@ def replaced_dir_name(data_dir, now=None, exists=os.path.lexists):
 # ---------------------------------------------------------------------------------------------------
 
 MIB = 1024 * 1024
-
-
-def fsync_dir(path):
-    """Make a rename in ``path`` durable; best effort (some filesystems refuse fsync on a directory)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def publish(tmp, path):
