@@ -17,3 +17,28 @@ attributes:
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 """
+
+    # Every module of the action group group/gatewayops.apisix_ha.etcd (meta/runtime.yml).
+    ETCD_ACTION_GROUP = r"""
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/gatewayops.apisix_ha.etcd) in C(module_defaults) to set the connection options once.
+    support: full
+    membership:
+      - gatewayops.apisix_ha.etcd
+"""
+
+    # Used together with the standard fragment by modules that only read.
+    READ_ONLY = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - This module only reads; it runs the same in check mode.
+  diff_mode:
+    support: none
+    details:
+      - This module only reads; it has nothing to diff.
+"""

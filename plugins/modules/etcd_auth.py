@@ -36,6 +36,7 @@ author:
 extends_documentation_fragment:
   - gatewayops.apisix_ha.etcd
   - gatewayops.apisix_ha.attributes
+  - gatewayops.apisix_ha.attributes.etcd_action_group
 attributes:
   check_mode:
     support: full

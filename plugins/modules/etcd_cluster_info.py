@@ -30,11 +30,8 @@ author:
 extends_documentation_fragment:
   - gatewayops.apisix_ha.etcd
   - gatewayops.apisix_ha.attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+  - gatewayops.apisix_ha.attributes.etcd_action_group
+  - gatewayops.apisix_ha.attributes.read_only
 options:
   hashkv:
     description:
