@@ -47,8 +47,9 @@ options:
     required: true
   since:
     description:
-      - Epoch seconds (the gateway's clock, fractions allowed); entries logged at or after it are counted.
-      - Default - when the module starts.
+      - Epoch seconds (fractions allowed); entries logged at or after it are counted.
+      - Default - when the module starts. A value ahead of the gateway's clock (set on a controller whose clock is
+        ahead) is taken as the start.
     type: float
   wait_seconds:
     description: Observe this long after the module started, then count.
@@ -198,6 +199,8 @@ class LogWindow(object):
         except (IOError, OSError):
             return
         with rotated:
+            if os.fstat(rotated.fileno()).st_ino == self.inode:
+                return
             for line in self._back_to(rotated, os.fstat(rotated.fileno()).st_size, since):
                 if line is None:
                     return
@@ -261,11 +264,13 @@ def observe(module):
         if not any(log.file is not None for log in logs):
             raise ModuleFailure('None of the access logs exists: %s. Is it the gateway, and does its nginx.conf '
                                 'come from the role nginx_upstream?' % ', '.join(p['path']))
+        # What was logged before the start is read now: a rotation during the wait would move it.
+        earlier = [line for log in logs for line in log.before(since)]
         time.sleep(max(0.0, started + p['wait_seconds'] - time.time()))
         until = time.time()
         seen = Observation(p['servers'], since, until)
+        seen.add(earlier)
         for log in logs:
-            seen.add(log.before(since))
             seen.add(log.after())
     finally:
         for log in logs:
