@@ -94,7 +94,8 @@ loaded:
 import json
 import time
 
-from ansible.module_utils.six.moves.urllib.error import HTTPError
+from urllib.error import HTTPError
+
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._module_base import (

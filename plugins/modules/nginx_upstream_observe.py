@@ -219,16 +219,14 @@ class LogWindow(object):
     def after(self):
         """Lines logged since the start: the rest of the file opened then, and a new file at the path."""
         if self.file is not None:
-            for line in lines_forward(self.file, self.start):
-                yield line
+            yield from lines_forward(self.file, self.start)
         try:
             st = os.stat(self.path)
         except OSError:
             return
         if self.file is None or st.st_ino != self.inode:
             with open(self.path, 'rb') as f:
-                for line in lines_forward(f, 0):
-                    yield line
+                yield from lines_forward(f, 0)
 
     def close(self):
         if self.file is not None:

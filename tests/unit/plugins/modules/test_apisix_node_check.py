@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from ansible.module_utils.six.moves import BaseHTTPServer
+from http import server as http_server
 
 from ansible_collections.gatewayops.apisix_ha.plugins.modules import apisix_node_check
 
@@ -35,7 +35,7 @@ class Node(object):
 def node(monkeypatch):
     state = Node()
 
-    class Handler(BaseHTTPServer.BaseHTTPRequestHandler):
+    class Handler(http_server.BaseHTTPRequestHandler):
         def do_GET(self):
             if self.path == '/v1/schema':
                 body = json.dumps({'plugins': dict((p, {}) for p in state.plugins)}).encode()
@@ -50,7 +50,7 @@ def node(monkeypatch):
         def log_message(self, *args):
             pass
 
-    server = BaseHTTPServer.HTTPServer(('127.0.0.1', 0), Handler)
+    server = http_server.HTTPServer(('127.0.0.1', 0), Handler)
     thread = threading.Thread(target=server.serve_forever)
     thread.daemon = True
     thread.start()
