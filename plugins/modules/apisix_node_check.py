@@ -118,25 +118,25 @@ def answer_text(status, body):
     return 'nothing (%s)' % body if status == 0 else 'status %d' % status
 
 
-def wait_for(url, status, seconds, timeout, sleep):
+def wait_for(url, status, seconds, timeout):
     """Ask url until it answers `status` or `seconds` have passed; the last (status, body)."""
     deadline = time.time() + seconds
     while True:
         got = ask(url, timeout)
         if got[0] == status or time.time() >= deadline:
             return got
-        sleep(1)
+        time.sleep(1)
 
 
-def check(module, sleep=time.sleep):
+def check(module):
     p = module.params
-    got = wait_for(p['status_url'], 200, p['wait_timeout'], p['timeout'], sleep)
+    got = wait_for(p['status_url'], 200, p['wait_timeout'], p['timeout'])
     if got[0] != 200:
         raise ModuleFailure('APISIX is not ready: %s answered %s after %d s.' % (
             p['status_url'], answer_text(*got), p['wait_timeout']))
     result = dict(changed=False, tries=0)
     if p['health_url']:
-        got = wait_for(p['health_url'], p['health_status'], p['health_wait_timeout'], p['timeout'], sleep)
+        got = wait_for(p['health_url'], p['health_status'], p['health_wait_timeout'], p['timeout'])
         if got[0] != p['health_status']:
             raise ModuleFailure('The health route %s answered %s, not %d (for %d s).' % (
                 p['health_url'], answer_text(*got), p['health_status'], p['health_wait_timeout']))
@@ -158,7 +158,7 @@ def check(module, sleep=time.sleep):
     if p['health_url']:
         for n in range(p['steady_seconds']):
             if n:
-                sleep(1)
+                time.sleep(1)
             got = ask(p['health_url'], p['timeout'])
             result['tries'] = n + 1
             if got[0] != p['health_status']:
