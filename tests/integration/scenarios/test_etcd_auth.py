@@ -113,11 +113,16 @@ def test_an_admin_write_is_stored_under_the_apisix_user_and_served(members):
                     % (shlex.quote('X-API-KEY: ' + admin_key), shlex.quote(json.dumps(route))))
     assert done.stdout in ('200', '201'), done.stdout + done.stderr
     assert members[0].client().get('/apisix/routes/auth')[0] is not None
-    served = wait_for(lambda: gateway.run('curl -s -o /dev/null -w %{http_code} http://127.0.0.1/auth/hello')
-                      .stdout == '200', timeout=30)
-    assert served, 'the route written as the apisix user is not served through the gateway'
-    for _attempt in range(6):  # both nodes, round robin
-        assert gateway.run('curl -s -o /dev/null -w %{http_code} http://127.0.0.1/auth/hello').stdout == '200'
+    # Each node reads the route from etcd on its own poll: under load one may serve it a little later than the
+    # other. Both must serve it: six answers in a row through the gateway's round robin, all 200.
+    answers = []
+
+    def both_serve():
+        answers[:] = [gateway.run('curl -s -o /dev/null -w %{http_code} http://127.0.0.1/auth/hello').stdout
+                      for _attempt in range(6)]
+        return answers == ['200'] * 6
+    assert wait_for(both_serve, timeout=30), \
+        'the route written as the apisix user is not served by both nodes through the gateway: %s' % answers
 
 
 def test_the_scheduled_backup_logs_in_as_root(etcd01):
