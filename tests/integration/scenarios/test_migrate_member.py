@@ -67,6 +67,13 @@ def test_old_host_stopped_disabled_with_data_kept_aside(before):
     assert old.file('/var/lib/etcd/etcd03.etcd.migrated-%s/member' % before['etcd03']['id']).is_directory
 
 
+def test_no_copy_of_the_database_is_left_behind():
+    """The data dir travelled through private temporary directories, removed once the copy was done."""
+    for name in ('etcd03', 'etcd04'):
+        left = host(name).run('ls -d /var/tmp/etcd-migrate* 2>/dev/null')
+        assert left.stdout.strip() == '', '%s keeps %s' % (name, left.stdout)
+
+
 def test_replace_method_gives_a_fresh_voting_member_and_retires_the_old_host(before):
     after = member_list()
     assert 'etcd02' not in after, after
