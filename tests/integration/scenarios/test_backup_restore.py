@@ -243,8 +243,8 @@ BAD_EXTRA_VARS = [
 ]
 
 
-@pytest.mark.parametrize('playbook,extra,text', BAD_EXTRA_VARS, ids=['relative snapshot', 'unknown extra var',
-                                                                      'relative fetch_dir'])
+@pytest.mark.parametrize('playbook,extra,text', BAD_EXTRA_VARS,
+                         ids=['relative snapshot', 'unknown extra var', 'relative fetch_dir'])
 def test_bad_extra_vars_are_refused_and_change_nothing(ansible_runner, members, playbook, extra, text):
     host = by_name(members)[BACKUP_HOST].host
     assert wait_for(lambda: all_healthy(members), timeout=60)
