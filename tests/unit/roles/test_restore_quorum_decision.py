@@ -1,0 +1,121 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The restore's decision (roles/etcd_cluster/tasks/restore_quorum_decision.yml) from the members' own views:
+refused when any member sees a quorum or could not tell, saying what each member saw. Each case runs the task file
+in a real ansible-playbook on three local hosts, each given the etcd_cluster_info answer its own host would get
+(the shapes etcd_cluster_info returns: a view, or a failure with error_type)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+DECISION = os.path.join(REPO, 'roles', 'etcd_cluster', 'tasks', 'restore_quorum_decision.yml')
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+
+QUORUM_REFUSAL = 'Refuse while a quorum of the old cluster runs'
+UNSURE_REFUSAL = 'Refuse while a member could not tell whether a quorum runs'
+
+
+def view(healthy, voting=3, leader='etcd03'):
+    """What etcd_cluster_info returns (the keys the decision reads) when a member list was read."""
+    return dict(quorum=healthy >= voting // 2 + 1, healthy_voting_members=healthy, voting_members=voting,
+                quorum_size=voting // 2 + 1, leader=dict(id='8e9e05c52164694d', name=leader) if leader else {},
+                healthy=False, problems=[])
+
+
+def failure(error_type, msg):
+    result = dict(failed=True, msg=msg)
+    if error_type:
+        result['error_type'] = error_type
+    return result
+
+
+UNREACHABLE = failure('EtcdConnectionError', 'Could not reach any etcd endpoint: POST /v3/cluster/member/list: '
+                      'http://10.250.77.11:2379: [Errno 111] Connection refused')
+NO_LEADER = failure('EtcdUnavailableError', 'etcd cannot serve the request now (no leader, unhealthy cluster or '
+                    'timeout): HTTP 503 Unavailable (14): etcdserver: no leader')
+BAD_PASSWORD = failure('EtcdAuthError', 'etcd refused the credentials or the permission (check user, password): '
+                       'HTTP 401 Unauthenticated (16): etcdserver: authentication failed, invalid user ID or password')
+BAD_TLS = failure('EtcdTLSError', 'TLS connection to etcd failed (check ca_cert, client_cert, client_key, '
+                  'validate_certs): https://10.250.77.12:2379: certificate verify failed')
+MODULE_BROKE = failure(None, 'missing required arguments: endpoints')
+
+
+def decide(tmp_path, views):
+    """Run the decision with {host: its etcd_cluster_info answer}. -> {task name: etcd01's result}, rc."""
+    (tmp_path / 'hosts.yml').write_text(json.dumps({'etcd': {'hosts': dict((h, {}) for h in sorted(views))}}))
+    (tmp_path / 'views.json').write_text(json.dumps({'views': views}))
+    (tmp_path / 'play.yml').write_text(json.dumps([{
+        'hosts': 'etcd', 'gather_facts': False, 'connection': 'local',
+        'vars': {'__etcd_cluster_members': "{{ groups['etcd'] }}", 'ansible_python_interpreter': sys.executable},
+        'tasks': [{'ansible.builtin.set_fact': {'__etcd_cluster_restore_view': '{{ views[inventory_hostname] }}'}},
+                  {'ansible.builtin.include_tasks': DECISION}],
+    }]))
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith('ANSIBLE_'))
+    env.update(ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json', ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
+               ANSIBLE_NOCOLOR='1', ANSIBLE_LOCAL_TEMP=str(tmp_path / 'tmp'), ANSIBLE_HOME=str(tmp_path / 'home'))
+    done = subprocess.run([ANSIBLE_PLAYBOOK, '-i', 'hosts.yml', 'play.yml', '-e', '@views.json'], cwd=str(tmp_path),
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    assert done.stdout.lstrip().startswith('{'), 'ansible-playbook gave no result (rc %d): %s %s' % (
+        done.returncode, done.stdout, done.stderr)
+    tasks = json.loads(done.stdout)['plays'][0]['tasks']
+    return dict((t['task']['name'], t['hosts'].get('etcd01', {})) for t in tasks), done.returncode
+
+
+pytestmark = pytest.mark.skipif(not os.path.exists(ANSIBLE_PLAYBOOK), reason='ansible-playbook not installed')
+
+
+def test_a_first_member_cut_off_does_not_hide_the_quorum_the_others_run(tmp_path):
+    results, rc = decide(tmp_path, {'etcd01': view(healthy=0, leader=None), 'etcd02': view(healthy=2),
+                                    'etcd03': view(healthy=2)})
+    assert rc != 0
+    refusal = results[QUORUM_REFUSAL]
+    assert refusal['failed']
+    assert refusal['msg'].startswith(
+        'Refusing to restore: the old cluster still has a quorum (2 of 3 voting members healthy, 2 needed; leader '
+        'etcd03), as seen from etcd02, etcd03. Each member\'s own view: etcd01: no quorum (0 of 3 voting members '
+        'healthy, 2 needed; leader none); etcd02: a quorum (2 of 3 voting members healthy, 2 needed; leader '
+        'etcd03); etcd03: a quorum (2 of 3 voting members healthy, 2 needed; leader etcd03). A restore replaces')
+    assert refusal['msg'].endswith('Nothing was changed.')
+
+
+def test_one_member_seeing_a_quorum_is_enough_and_its_figures_are_quoted(tmp_path):
+    results, rc = decide(tmp_path, {'etcd01': UNREACHABLE, 'etcd02': NO_LEADER, 'etcd03': view(healthy=3, voting=5)})
+    assert rc != 0
+    msg = results[QUORUM_REFUSAL]['msg']
+    assert msg.startswith('Refusing to restore: the old cluster still has a quorum (3 of 5 voting members healthy, '
+                          '3 needed; leader etcd03), as seen from etcd03. ')
+    assert 'etcd01: no quorum (%s); etcd02: no quorum (%s); etcd03: a quorum' % (UNREACHABLE['msg'],
+                                                                                NO_LEADER['msg']) in msg
+
+
+def test_a_lost_cluster_passes_whatever_each_member_could_reach(tmp_path):
+    results, rc = decide(tmp_path, {'etcd01': UNREACHABLE, 'etcd02': NO_LEADER, 'etcd03': view(healthy=1, leader=None)})
+    assert rc == 0, results
+    assert not results[QUORUM_REFUSAL].get('failed') and not results[UNSURE_REFUSAL].get('failed')
+
+
+@pytest.mark.parametrize('answer', [BAD_PASSWORD, BAD_TLS, MODULE_BROKE], ids=['credentials', 'tls', 'module'])
+def test_a_member_that_could_not_tell_refuses(tmp_path, answer):
+    results, rc = decide(tmp_path, {'etcd01': UNREACHABLE, 'etcd02': answer, 'etcd03': UNREACHABLE})
+    assert rc != 0
+    assert not results[QUORUM_REFUSAL].get('failed')
+    msg = results[UNSURE_REFUSAL]['msg']
+    assert msg.startswith('Refusing to restore: etcd02 could not tell whether the old cluster still has a quorum')
+    assert 'etcd02: could not tell (%s)' % answer['msg'] in msg
+    assert msg.endswith('Nothing was changed.')
+
+
+def test_a_quorum_seen_is_reported_before_a_member_that_could_not_tell(tmp_path):
+    results, rc = decide(tmp_path, {'etcd01': BAD_PASSWORD, 'etcd02': view(healthy=3), 'etcd03': view(healthy=3)})
+    assert rc != 0
+    assert 'as seen from etcd02, etcd03.' in results[QUORUM_REFUSAL]['msg']
+    assert UNSURE_REFUSAL not in results
