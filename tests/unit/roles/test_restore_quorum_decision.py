@@ -1,9 +1,9 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The restore's decision (roles/etcd_cluster/tasks/restore_quorum_decision.yml) from the members' own views:
-refused when any member sees a quorum or could not tell, saying what each member saw. Each case runs the task file
-in a real ansible-playbook on three local hosts, each given the etcd_cluster_info answer its own host would get
-(the shapes etcd_cluster_info returns: a view, or a failure with error_type)."""
+refused when any member sees a quorum or could not tell, saying what each member saw. The task file runs in a real
+ansible-playbook on three local hosts, each given the etcd_cluster_info answer its own host would get (the shapes
+etcd_cluster_info returns: a view, or a failure with error_type)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -49,11 +49,24 @@ BAD_TLS = failure('EtcdTLSError', 'TLS connection to etcd failed (check ca_cert,
 MODULE_BROKE = failure(None, 'missing required arguments: endpoints')
 
 
-def decide(tmp_path, views):
-    """Run the decision with {host: its etcd_cluster_info answer}. -> {task name: etcd01's result}, rc."""
-    (tmp_path / 'hosts.yml').write_text(json.dumps({'etcd': {'hosts': dict((h, {}) for h in sorted(views))}}))
-    (tmp_path / 'views.json').write_text(json.dumps({'views': views}))
-    (tmp_path / 'play.yml').write_text(json.dumps([{
+CASES = {
+    'first member cut off': {'etcd01': view(healthy=0, leader=None), 'etcd02': view(healthy=2),
+                             'etcd03': view(healthy=2)},
+    'only etcd03 sees one': {'etcd01': UNREACHABLE, 'etcd02': NO_LEADER, 'etcd03': view(healthy=3, voting=5)},
+    'cluster lost': {'etcd01': UNREACHABLE, 'etcd02': NO_LEADER, 'etcd03': view(healthy=1, leader=None)},
+    'credentials': {'etcd01': UNREACHABLE, 'etcd02': BAD_PASSWORD, 'etcd03': UNREACHABLE},
+    'tls': {'etcd01': UNREACHABLE, 'etcd02': BAD_TLS, 'etcd03': UNREACHABLE},
+    'module': {'etcd01': UNREACHABLE, 'etcd02': MODULE_BROKE, 'etcd03': UNREACHABLE},
+    'quorum and could not tell': {'etcd01': BAD_PASSWORD, 'etcd02': view(healthy=3), 'etcd03': view(healthy=3)},
+}
+
+
+def start(directory, views):
+    """ansible-playbook running the decision on three local hosts, each given the etcd_cluster_info answer its own
+    host would get (views: {host: answer}), started in ``directory``. -> the running process."""
+    (directory / 'hosts.yml').write_text(json.dumps({'etcd': {'hosts': dict((h, {}) for h in sorted(views))}}))
+    (directory / 'views.json').write_text(json.dumps({'views': views}))
+    (directory / 'play.yml').write_text(json.dumps([{
         'hosts': 'etcd', 'gather_facts': False, 'connection': 'local',
         'vars': {'__etcd_cluster_members': "{{ groups['etcd'] }}", 'ansible_python_interpreter': sys.executable},
         'tasks': [{'ansible.builtin.set_fact': {'__etcd_cluster_restore_view': '{{ views[inventory_hostname] }}'}},
@@ -61,23 +74,33 @@ def decide(tmp_path, views):
     }]))
     env = dict((k, v) for k, v in os.environ.items() if not k.startswith('ANSIBLE_'))
     env.update(ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json', ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
-               ANSIBLE_NOCOLOR='1', ANSIBLE_LOCAL_TEMP=str(tmp_path / 'tmp'), ANSIBLE_HOME=str(tmp_path / 'home'))
-    done = subprocess.run([ANSIBLE_PLAYBOOK, '-i', 'hosts.yml', 'play.yml', '-e', '@views.json'], cwd=str(tmp_path),
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
-    assert done.stdout.lstrip().startswith('{'), 'ansible-playbook gave no result (rc %d): %s %s' % (
-        done.returncode, done.stdout, done.stderr)
-    tasks = json.loads(done.stdout)['plays'][0]['tasks']
-    return dict((t['task']['name'], t['hosts'].get('etcd01', {})) for t in tasks), done.returncode
+               ANSIBLE_NOCOLOR='1', ANSIBLE_LOCAL_TEMP=str(directory / 'tmp'), ANSIBLE_HOME=str(directory / 'home'))
+    return subprocess.Popen([ANSIBLE_PLAYBOOK, '-i', 'hosts.yml', 'play.yml', '-e', '@views.json'],
+                            cwd=str(directory), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-pytestmark = pytest.mark.skipif(not os.path.exists(ANSIBLE_PLAYBOOK), reason='ansible-playbook not installed')
+@pytest.fixture(scope='module')
+def decided(tmp_path_factory):
+    """Every case of CASES decided, each in an ansible-playbook of its own (all at once: a failed run_once task
+    ends the play for every host). -> {case: {task name: etcd01's result}}."""
+    if not os.path.exists(ANSIBLE_PLAYBOOK):
+        pytest.skip('ansible-playbook not installed')
+    running = dict((name, start(tmp_path_factory.mktemp('decision'), views)) for name, views in CASES.items())
+    outcome = {}
+    for name, process in running.items():
+        out, err = process.communicate(timeout=300)
+        assert out.lstrip().startswith('{'), '%s: ansible-playbook gave no result (rc %d): %s %s' % (
+            name, process.returncode, out, err)
+        tasks = json.loads(out)['plays'][0]['tasks']
+        results = dict((t['task']['name'], t['hosts'].get('etcd01', {})) for t in tasks)
+        # A refusal fails the play; a decision that lets the restore go on ends it with rc 0.
+        assert (process.returncode == 0) == (not any(r.get('failed') for r in results.values())), (name, out)
+        outcome[name] = results
+    return outcome
 
 
-def test_a_first_member_cut_off_does_not_hide_the_quorum_the_others_run(tmp_path):
-    results, rc = decide(tmp_path, {'etcd01': view(healthy=0, leader=None), 'etcd02': view(healthy=2),
-                                    'etcd03': view(healthy=2)})
-    assert rc != 0
-    refusal = results[QUORUM_REFUSAL]
+def test_a_first_member_cut_off_does_not_hide_the_quorum_the_others_run(decided):
+    refusal = decided['first member cut off'][QUORUM_REFUSAL]
     assert refusal['failed']
     assert refusal['msg'].startswith(
         'Refusing to restore: the old cluster still has a quorum (2 of 3 voting members healthy, 2 needed; leader '
@@ -87,35 +110,32 @@ def test_a_first_member_cut_off_does_not_hide_the_quorum_the_others_run(tmp_path
     assert refusal['msg'].endswith('Nothing was changed.')
 
 
-def test_one_member_seeing_a_quorum_is_enough_and_its_figures_are_quoted(tmp_path):
-    results, rc = decide(tmp_path, {'etcd01': UNREACHABLE, 'etcd02': NO_LEADER, 'etcd03': view(healthy=3, voting=5)})
-    assert rc != 0
-    msg = results[QUORUM_REFUSAL]['msg']
+def test_one_member_seeing_a_quorum_is_enough_and_its_figures_are_quoted(decided):
+    msg = decided['only etcd03 sees one'][QUORUM_REFUSAL]['msg']
     assert msg.startswith('Refusing to restore: the old cluster still has a quorum (3 of 5 voting members healthy, '
                           '3 needed; leader etcd03), as seen from etcd03. ')
     views = 'etcd01: no quorum (%s); etcd02: no quorum (%s); etcd03: a quorum' % (UNREACHABLE['msg'], NO_LEADER['msg'])
     assert views in msg
 
 
-def test_a_lost_cluster_passes_whatever_each_member_could_reach(tmp_path):
-    results, rc = decide(tmp_path, {'etcd01': UNREACHABLE, 'etcd02': NO_LEADER, 'etcd03': view(healthy=1, leader=None)})
-    assert rc == 0, results
-    assert not results[QUORUM_REFUSAL].get('failed') and not results[UNSURE_REFUSAL].get('failed')
+def test_a_lost_cluster_passes_whatever_each_member_could_reach(decided):
+    results = decided['cluster lost']
+    assert results[QUORUM_REFUSAL]['msg'] == results[UNSURE_REFUSAL]['msg'] == 'All assertions passed', results
+    assert not [name for name, result in results.items() if result.get('failed')], results
 
 
-@pytest.mark.parametrize('answer', [BAD_PASSWORD, BAD_TLS, MODULE_BROKE], ids=['credentials', 'tls', 'module'])
-def test_a_member_that_could_not_tell_refuses(tmp_path, answer):
-    results, rc = decide(tmp_path, {'etcd01': UNREACHABLE, 'etcd02': answer, 'etcd03': UNREACHABLE})
-    assert rc != 0
+@pytest.mark.parametrize('case,answer', [('credentials', BAD_PASSWORD), ('tls', BAD_TLS), ('module', MODULE_BROKE)])
+def test_a_member_that_could_not_tell_refuses(decided, case, answer):
+    results = decided[case]
     assert not results[QUORUM_REFUSAL].get('failed')
     msg = results[UNSURE_REFUSAL]['msg']
+    assert results[UNSURE_REFUSAL]['failed']
     assert msg.startswith('Refusing to restore: etcd02 could not tell whether the old cluster still has a quorum')
     assert 'etcd02: could not tell (%s)' % answer['msg'] in msg
     assert msg.endswith('Nothing was changed.')
 
 
-def test_a_quorum_seen_is_reported_before_a_member_that_could_not_tell(tmp_path):
-    results, rc = decide(tmp_path, {'etcd01': BAD_PASSWORD, 'etcd02': view(healthy=3), 'etcd03': view(healthy=3)})
-    assert rc != 0
+def test_a_quorum_seen_is_reported_before_a_member_that_could_not_tell(decided):
+    results = decided['quorum and could not tell']
     assert 'as seen from etcd02, etcd03.' in results[QUORUM_REFUSAL]['msg']
     assert UNSURE_REFUSAL not in results
