@@ -234,6 +234,30 @@ def test_bad_snapshots_are_refused_and_change_nothing(module_runner, members, la
     assert picture(members) == before
 
 
+BAD_EXTRA_VARS = [
+    ('restore_cluster', ['snapshot=relative/etcd.db'], "Got snapshot='relative/etcd.db', other restore_cluster_* "
+                                                       "extra vars: none"),
+    ('restore_cluster', ['restore_cluster_gate_timeout=5'], 'other restore_cluster_* extra vars: '
+                                                            'restore_cluster_gate_timeout (set the role variables'),
+    ('backup', ['fetch_dir=relative/dir'], "Got fetch_dir='relative/dir', other backup_* extra vars: none."),
+]
+
+
+@pytest.mark.parametrize('playbook,extra,text', BAD_EXTRA_VARS,
+                         ids=['relative snapshot', 'unknown extra var', 'relative fetch_dir'])
+def test_bad_extra_vars_are_refused_and_change_nothing(ansible_runner, members, playbook, extra, text):
+    host = by_name(members)[BACKUP_HOST].host
+    assert wait_for(lambda: all_healthy(members), timeout=60)
+    before, files = picture(members), backups(host)
+    rc, out = run_playbook(ansible_runner.inventory_file, playbook, *extra)
+    assert rc != 0, out
+    assert 'Refusing to %s: the one extra var read is' % ('restore' if playbook == 'restore_cluster' else 'back up') \
+        in flat(out), out
+    assert text in flat(out) and 'Nothing was changed.' in flat(out), out
+    assert backups(host) == files
+    assert picture(members) == before
+
+
 def test_restore_cluster_is_refused_while_the_cluster_runs(ansible_runner, members, lab):
     assert wait_for(lambda: all_healthy(members), timeout=60)
     before = picture(members)
@@ -246,6 +270,38 @@ def test_restore_cluster_is_refused_while_the_cluster_runs(ansible_runner, membe
     for member in members:
         assert member.host.service('etcd').is_running
         assert not member.host.file('/var/lib/etcd-restore').exists
+
+
+def test_restore_cluster_is_refused_when_only_the_first_member_is_cut_off(ansible_runner, members, lab, explain):
+    """etcd01 cut off from the two others: from etcd01 no quorum can be seen, while etcd02 and etcd03 still run
+    one. Asked from etcd01 alone, the restore would roll that healthy cluster back to the snapshot."""
+    cut_off, others = members[0], members[1:]
+    assert wait_for(lambda: all_healthy(members), timeout=60)
+    before = picture(members)
+    # Blackhole routes inside etcd01 (the containers have NET_ADMIN): nothing leaves etcd01 for the others, and
+    # their packets to it get no answer. Ansible and the test reach every container through docker, not this net.
+    routes = ['%s/32' % m.address for m in others]
+    try:
+        for route in routes:
+            assert cut_off.host.run('ip route add blackhole %s' % route).rc == 0
+        assert wait_for(lambda: not all_healthy([cut_off]) and all_healthy(others), timeout=60), \
+            explain('etcd01 cut off: it should have lost its leader while etcd02 and etcd03 keep one')
+        rc, out = run_playbook(ansible_runner.inventory_file, 'restore_cluster', 'snapshot=%s' % lab['snapshot'])
+        assert rc != 0, out
+        text = flat(out)
+        assert 'Refusing to restore: the old cluster still has a quorum (2 of 3 voting members healthy' in text, out
+        assert 'as seen from etcd02, etcd03.' in text, out
+        assert re.search(r"own view: etcd01: no quorum .*?; etcd02: a quorum \(2 of 3 voting members "
+                         r"healthy, 2 needed; leader etcd0[23]\); etcd03: a quorum", text), out
+        assert re.search(r'Refusing to restore: the old cluster still has a quorum .*? Nothing was changed\.', text), out
+        for member in members:
+            assert member.host.service('etcd').is_running, member.name
+            assert not member.host.file('/var/lib/etcd-restore').exists, member.name
+    finally:
+        for route in routes:
+            cut_off.host.run('ip route del blackhole %s' % route)
+    assert wait_for(lambda: all_healthy(members), timeout=60), explain('not healthy after the cut was mended')
+    assert picture(members) == before
 
 
 # --- recovery ------------------------------------------------------------------------------------------------
