@@ -7,15 +7,16 @@ Figures: wall time of playbooks/site.yml on fresh containers, wall time of the i
 and how many tasks the re-run changed (0 expected); then, with etcd03 failed (SIGKILL, data dir wiped):
 replace_member.yml's wall time and the time from its start until the new etcd03 is a started voting member,
 against the runbook's manual steps (tests/lab/replace_member_by_hand.sh) timed in the same run until the cluster
-is healthy again. Then, with 100,000 keys written: snapshot save+verify with the etcd_snapshot module (an ad-hoc
-`ansible` run, as an operator would) against a bare `etcdctl snapshot save` of the same keyspace, and their ratio.
+is healthy again. Then, with 100,000 keys written: a bare `etcdctl snapshot save` against the collection's snapshot
+workflow's save+verify (both timed on the member itself), and the etcd_snapshot module run ad hoc by `ansible`.
 Then rolling_update.yml shipping a custom plugin to both APISIX nodes (observing each for 10 s) while
 tests/lab/loadgen.py sends 30 GET and POST requests a second through the gateway: its wall time, that time per node
 (preflight included), and the requests served and failed while it ran.
 Last, with etcd02 and etcd03 killed: the failover RTO (seconds from the start of failover.yml to the first write
 acknowledged through the front on gw01, tried every 0.2 s), the emergency node's staleness at the switch
 (failover.json switched_epoch - state.json snapshot_taken_epoch), and failback.yml's wall time once they are back.
-Timings are reported, never asserted.
+Each figure comes with the load average read as it ended, and the output lists any running container that is not
+this lab's (none expected: run it on a lab alone on the machine). Timings are reported, never asserted.
 """
 
 import argparse
@@ -129,56 +130,73 @@ def measure_replace(env):
 
 SNAPSHOT_KEYS = 100000
 
-# Runs inside etcd01: puts through the JSON gateway, 100 per transaction (etcd allows 128 operations per txn).
-FILL_KEYS = r"""
+# Runs inside etcd01 through the JSON gateway: `fill` puts the keys, 100 per transaction (etcd allows 128 operations
+# per txn); `delete` removes them with one deleterange.
+BENCH_KEYS = r"""
 import base64, json, sys, urllib.request
-url, count = sys.argv[1], int(sys.argv[2])
+mode, url, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 b64 = lambda text: base64.b64encode(text.encode()).decode()
-for start in range(0, count, 100):
-    ops = [{'requestPut': {'key': b64('/apisix/routes/%06d' % n),
-                           'value': b64(json.dumps({'id': str(n), 'uri': '/bench/%d' % n, 'upstream_id': '1'}))}}
-           for n in range(start, min(start + 100, count))]
-    request = urllib.request.Request(url + '/v3/kv/txn', json.dumps({'success': ops}).encode(),
-                                     {'Content-Type': 'application/json'})
-    urllib.request.urlopen(request, timeout=30).read()
+key = lambda n: b64('/apisix/routes/%06d' % n)
+
+def post(path, body, timeout):
+    request = urllib.request.Request(url + path, json.dumps(body).encode(), {'Content-Type': 'application/json'})
+    return json.loads(urllib.request.urlopen(request, timeout=timeout).read())
+
+if mode == 'fill':
+    for start in range(0, count, 100):
+        post('/v3/kv/txn', {'success': [
+            {'requestPut': {'key': key(n), 'value': b64(json.dumps({'id': str(n), 'uri': '/bench/%d' % n,
+                                                                   'upstream_id': '1'}))}}
+            for n in range(start, min(start + 100, count))]}, 30)
+else:
+    print(post('/v3/kv/deleterange', {'key': key(0), 'range_end': key(count)}, 120).get('deleted'))
 """
 
+# Runs a command on the member and prints its wall time in seconds, so the figure leaves out `docker exec`.
+TIMED = 'start=$(date +%s%N); "$@" >/tmp/bench-timed.out 2>&1 || { cat /tmp/bench-timed.out; exit 1; }; ' \
+        'echo $(( $(date +%s%N) - start ))'
 
-DELETE_KEYS = r"""
-import base64, json, sys, urllib.request
-url, count = sys.argv[1], int(sys.argv[2])
-b64 = lambda text: base64.b64encode(text.encode()).decode()
-body = {'key': b64('/apisix/routes/%06d' % 0), 'range_end': b64('/apisix/routes/%06d' % count)}
-request = urllib.request.Request(url + '/v3/kv/deleterange', json.dumps(body).encode(),
-                                 {'Content-Type': 'application/json'})
-print(json.loads(urllib.request.urlopen(request, timeout=120).read()).get('deleted'))
-"""
+
+def timed_on_member(env, name, *argv):
+    """Wall time of argv run on the member itself; (seconds, its output)."""
+    nanos = run('docker', 'exec', container(name), 'sh', '-c', TIMED, 'timed', *argv, env=env)[1].split()[-1]
+    output = subprocess.check_output(['docker', 'exec', container(name), 'cat', '/tmp/bench-timed.out'], env=env,
+                                     text=True)
+    return int(nanos) / 1e9, output
 
 
 def measure_snapshot(env):
-    """etcd_snapshot state=saved (save + verify) against a bare etcdctl snapshot save, same keyspace, same run."""
+    """Snapshot save+verify of the same keyspace three ways, same run: a bare `etcdctl snapshot save` and the
+    collection's snapshot workflow (the scheduled backup program, which saves, verifies and publishes with the same
+    code as the etcd_snapshot module), both timed on the member itself; and the etcd_snapshot module run ad hoc by
+    `ansible`, as an operator would, Ansible's start-up included."""
     url = subprocess.check_output(['docker', 'exec', container('etcd01'), 'sh', '-c',
                                    '. /etc/etcd/etcd.conf; echo ${ETCD_ADVERTISE_CLIENT_URLS%%,*}'], env=env,
                                   text=True).strip()
-    run('docker', 'exec', container('etcd01'), 'python3', '-c', FILL_KEYS, url, str(SNAPSHOT_KEYS), env=env)
-    bare = run('docker', 'exec', container('etcd01'), 'sh', '-c',
-               'ETCDCTL_API=3 etcdctl --endpoints %s snapshot save /var/tmp/bench-bare.db' % url, env=env)[0]
+    run('docker', 'exec', container('etcd01'), 'python3', '-c', BENCH_KEYS, 'fill', url, str(SNAPSHOT_KEYS), env=env)
+    bare = timed_on_member(env, 'etcd01', 'env', 'ETCDCTL_API=3', 'etcdctl', '--endpoints', url,
+                           'snapshot', 'save', '/var/tmp/bench-bare.db')[0]
+    workflow, saved = timed_on_member(env, 'etcd01', '/usr/local/sbin/etcd-backup')
+    published = re.search(r'saved (\S+) from', saved)
     module, output = run('ansible', 'etcd01', '-m', 'gatewayops.apisix_ha.etcd_snapshot', '-a',
                          json.dumps(dict(state='saved', path='/var/tmp/bench-module.db', endpoints=[url])), env=env)
     keys = re.search(r'"?total_keys"?: (\d+)', output)
     size = re.search(r'(?m)^\s*"?size"?: (\d+)', output)
     run('docker', 'exec', container('etcd01'), 'rm', '-f', '/var/tmp/bench-bare.db', '/var/tmp/bench-module.db',
-        env=env)
+        *([published.group(1)] if published else []), env=env)
     # The filler routes would shadow the rolling update's test route (exact URIs beat its prefix) and make every
     # APISIX node re-list 100,000 keys: the measurements after this one run on the usual keyspace.
-    run('docker', 'exec', container('etcd01'), 'python3', '-c', DELETE_KEYS, url, str(SNAPSHOT_KEYS), env=env)
+    run('docker', 'exec', container('etcd01'), 'python3', '-c', BENCH_KEYS, 'delete', url, str(SNAPSHOT_KEYS),
+        env=env)
     return {
         'snapshot_keys_written': SNAPSHOT_KEYS,
         'snapshot_total_keys': int(keys.group(1)) if keys else None,
         'snapshot_bytes': int(size.group(1)) if size else None,
-        'etcd_snapshot_save_verify_seconds': round(module, 2),
-        'bare_etcdctl_snapshot_save_seconds': round(bare, 2),
-        'etcd_snapshot_to_bare_ratio': round(module / bare, 3),
+        'bare_etcdctl_snapshot_save_on_member_seconds': round(bare, 2),
+        'snapshot_workflow_save_verify_on_member_seconds': round(workflow, 2),
+        'snapshot_workflow_to_bare_ratio': round(workflow / bare, 3),
+        'etcd_snapshot_module_ad_hoc_seconds': round(module, 2),
+        'etcd_snapshot_module_ad_hoc_to_bare_ratio': round(module / bare, 3),
     }
 
 
@@ -277,7 +295,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--distro', default=os.environ.get('LAB_DISTRO', 'bookworm'), choices=['bookworm', 'trixie'])
     parser.add_argument('--keep', action='store_true', help='leave the lab running afterwards')
-    parser.add_argument('--skip-replace', action='store_true', help='only time site.yml')
+    parser.add_argument('--skip-replace', action='store_true', help='no replace_member.yml figures')
     parser.add_argument('--skip-snapshot', action='store_true', help='no snapshot save+verify figures')
     parser.add_argument('--skip-rolling', action='store_true', help='no APISIX rolling update figures')
     parser.add_argument('--skip-failover', action='store_true', help='no failover RTO / staleness figures')
@@ -292,28 +310,49 @@ def main():
 
     run('ansible-playbook', 'tests/lab/destroy.yml', env=env)
     run('ansible-playbook', 'tests/lab/create.yml', env=env)
+    figures = {'distro': options.distro}
+    # Each figure with the load average (1, 5, 15 min) read as it ends, and the containers running on the machine
+    # that are not this lab's: the figures mean something only for a lab alone on the machine.
+    loads, others = {}, set()
+
+    def measured(name, measure):
+        figures.update(measure())
+        loads[name] = [round(load, 2) for load in os.getloadavg()]
+        others.update(other_containers(env))
+
     try:
-        fresh = run('ansible-playbook', 'playbooks/site.yml', env=env)[0]
-        rerun, rerun_output = run('ansible-playbook', 'playbooks/site.yml', env=env)
-        replace = {} if options.skip_replace else measure_replace(env)
-        snapshot = {} if options.skip_snapshot else measure_snapshot(env)
-        rolling = {} if options.skip_rolling else measure_rolling(env, tempfile.mkdtemp(prefix='benchmark-'))
-        failover = {} if options.skip_failover else measure_failover(env)
+        measured('site_yml', lambda: measure_site(env))
+        for name, measure in (('replace_member', measure_replace), ('snapshot', measure_snapshot),
+                              ('rolling_update', lambda e: measure_rolling(e, tempfile.mkdtemp(prefix='benchmark-'))),
+                              ('failover', measure_failover)):
+            if not getattr(options, 'skip_' + name.split('_')[0]):
+                measured(name, lambda measure=measure: measure(env))
     finally:
         if not options.keep:
             run('ansible-playbook', 'tests/lab/destroy.yml', env=env)
+    figures.update(cpus=os.cpu_count(), load_average_1_5_15_at_end_of=loads,
+                   other_containers_running=sorted(others))
+    print(json.dumps(figures, indent=2))
 
-    print(json.dumps({
-        'distro': options.distro,
+
+def measure_site(env):
+    fresh = run('ansible-playbook', 'playbooks/site.yml', env=env)[0]
+    rerun, rerun_output = run('ansible-playbook', 'playbooks/site.yml', env=env)
+    return {
         'site_yml_fresh_seconds': round(fresh, 2),
         'site_yml_rerun_seconds': round(rerun, 2),
         'rerun_to_fresh_ratio': round(rerun / fresh, 3),
         'rerun_changed_tasks': changed_tasks(rerun_output),
-        **replace,
-        **snapshot,
-        **rolling,
-        **failover,
-    }, indent=2))
+    }
+
+
+def other_containers(env):
+    """Names of the running containers that are not this lab's hosts."""
+    hosts = json.loads(subprocess.check_output(['ansible-inventory', '--list'], cwd=REPO, env=env,
+                                               text=True))['_meta']['hostvars']
+    ours = {host_vars.get('ansible_host', name) for name, host_vars in hosts.items()}
+    names = subprocess.check_output(['docker', 'ps', '--format', '{{.Names}}'], env=env, text=True).split()
+    return [name for name in names if name not in ours]
 
 
 if __name__ == '__main__':

@@ -37,11 +37,11 @@ import tempfile
 from ._etcd_snapshot_file import (
     SnapshotError,
     check_snapshot,
-    fsync_dir,
     parse_status,
     restored_layout_ok,
     tool_environ_drop,
 )
+from ._file_tx import fsync_dir, write_bytes_atomic
 
 
 class SnapshotStepError(SnapshotError):
@@ -115,21 +115,8 @@ class FileOps(object):
 
     def write_json(self, path, doc, mode=0o600):
         """Atomically and durably replace ``path`` with ``doc``; private from birth (mkstemp is 0600)."""
-        directory = os.path.dirname(path) or '.'
-        fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
-        try:
-            with os.fdopen(fd, 'w') as handle:
-                json.dump(doc, handle, indent=2, sort_keys=True)
-                handle.write('\n')
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-            os.rename(tmp, path)
-        except BaseException:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-            raise
-        fsync_dir(directory)
+        text = json.dumps(doc, indent=2, sort_keys=True) + '\n'
+        write_bytes_atomic(text.encode('utf-8'), path, mode, tmp_prefix='.%s.' % os.path.basename(path))
 
 
 def read_json(path):
