@@ -322,10 +322,13 @@ def main():
 
     try:
         measured('site_yml', lambda: measure_site(env))
-        for name, measure in (('replace_member', measure_replace), ('snapshot', measure_snapshot),
-                              ('rolling_update', lambda e: measure_rolling(e, tempfile.mkdtemp(prefix='benchmark-'))),
-                              ('failover', measure_failover)):
-            if not getattr(options, 'skip_' + name.split('_')[0]):
+        for name, skip, measure in (
+                ('replace_member', options.skip_replace, measure_replace),
+                ('snapshot', options.skip_snapshot, measure_snapshot),
+                ('rolling_update', options.skip_rolling,
+                 lambda e: measure_rolling(e, tempfile.mkdtemp(prefix='benchmark-'))),
+                ('failover', options.skip_failover, measure_failover)):
+            if not skip:
                 measured(name, lambda measure=measure: measure(env))
     finally:
         if not options.keep:
@@ -350,7 +353,7 @@ def other_containers(env):
     """Names of the running containers that are not this lab's hosts."""
     hosts = json.loads(subprocess.check_output(['ansible-inventory', '--list'], cwd=REPO, env=env,
                                                text=True))['_meta']['hostvars']
-    ours = {host_vars.get('ansible_host', name) for name, host_vars in hosts.items()}
+    ours = {container(name) for name in hosts}
     names = subprocess.check_output(['docker', 'ps', '--format', '{{.Names}}'], env=env, text=True).split()
     return [name for name in names if name not in ours]
 

@@ -324,12 +324,16 @@ def read_cluster_view(client, member_client, health_timeout, hashkv=True):
         problems.append('members disagree on the leader: %s' % ', '.join(leaders))
     one_leader = bool(leader) and int(leader['id'], 16) in by_id
 
-    alarms_error = None
-    try:
-        alarms = client.alarms()
-    except EtcdError as e:
-        alarms, alarms_error = [], str(e)
-        problems.append('alarms could not be read: %s' % alarms_error)
+    alarms, alarms_error = [], None
+    if not counts:
+        # etcd answers an alarm request through raft: with no leader it would only time out (7 s and more).
+        alarms_error = 'not read: no member reports a leader, and etcd needs one to answer'
+    else:
+        try:
+            alarms = client.alarms()
+        except EtcdError as e:
+            alarms_error = str(e)
+            problems.append('alarms could not be read: %s' % alarms_error)
     alarms_out = [dict(member_id=format_id(a['member_id']), alarm=a['alarm'],
                        member_name=by_id[a['member_id']]['name'] if a['member_id'] in by_id else '')
                   for a in alarms]

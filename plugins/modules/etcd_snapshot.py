@@ -158,6 +158,12 @@ options:
         Files whose name starts with a dot (saves in progress), links and directories are never touched.
       - Required with O(keep_newest) or O(keep_days).
     type: str
+  create_directory:
+    description:
+      - For O(state=saved), create the directory of O(path) (and its missing parents) with mode C(0700) when it
+        does not exist. Without it a missing directory is an error.
+    type: bool
+    default: false
   free_space_margin_mb:
     description:
       - For O(state=saved), MiB that must remain free in the directory of O(path) beyond the endpoint's database
@@ -576,13 +582,18 @@ class EtcdSnapshot(object):
         base = os.path.basename(path)
         if not base or os.path.isdir(path):
             raise self.fail('path %s names a directory; give the snapshot file name' % path)
-        if not os.path.isdir(dest_dir):
-            raise self.fail('the directory of %s does not exist (%s)' % (path, dest_dir))
+        missing_dir = not os.path.isdir(dest_dir)
+        if missing_dir and not p['create_directory']:
+            raise self.fail('the directory of %s does not exist (%s); create_directory=true creates it'
+                            % (path, dest_dir))
         self.check_retention_options(base)
         uid, gid = self.resolve_owner()
         self.tools.require_etcdctl(p['bin_dir'])
         self.tools.require_offline(p['bin_dir'])
 
+        if missing_dir:
+            self.act('create the directory %s (mode 0700)' % dest_dir, 'created the directory %s (mode 0700)'
+                     % dest_dir, os.makedirs, dest_dir, 0o700)
         exists = os.path.lexists(path)
         before = dict(path=path, state='present' if exists else 'absent')
         if exists and not p['force']:
@@ -601,7 +612,7 @@ class EtcdSnapshot(object):
         endpoints = ', '.join(p['endpoints'])
         if self.check_mode:
             self.changed = True
-            self.preview_space(dest_dir)
+            self.preview_space(nearest_directory(dest_dir))
             self.act('take a snapshot with %s snapshot save from the first answering endpoint of %s into a private '
                      'temporary directory in %s' % (self.tools.etcdctl, endpoints, dest_dir), None)
             self.act('verify the temporary file (integrity trailer, snapshot status)', None)
@@ -732,6 +743,13 @@ class EtcdSnapshot(object):
             raise self.failure(exc)
 
 
+def nearest_directory(path):
+    """``path``, or its nearest ancestor that exists (check mode's free-space check of a directory to create)."""
+    while path and not os.path.isdir(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path or '.'
+
+
 def main():
     argument_spec = dict(
         state=dict(type='str', default='verified', choices=['verified', 'restored', 'saved']),
@@ -750,6 +768,7 @@ def main():
         keep_days=dict(type='int'),
         retention_pattern=dict(type='str'),
         free_space_margin_mb=dict(type='int', default=64),
+        create_directory=dict(type='bool', default=False),
     )
     module = EtcdModule(
         argument_spec=argument_spec,

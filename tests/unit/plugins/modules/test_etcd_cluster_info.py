@@ -87,6 +87,9 @@ def test_no_quorum(gateway, run_module):
     assert result['healthy_voting_members'] == 0
     assert result['leader'] == {}
     assert 'no member reports a leader' in result['problems']
+    # An alarm request goes through raft: without a leader etcd would only time out, so none is sent.
+    assert gateway.paths('/v3/maintenance/alarm') == []
+    assert 'no member reports a leader' in result['alarms_error']
 
 
 def _hash_at(gateway, name, revision):

@@ -441,7 +441,24 @@ def test_saved_check_mode(tmp_path, fake_bin):
 
 def test_saved_missing_directory(tmp_path, fake_bin):
     res = run(save_args(str(tmp_path / 'nope' / 'a.db'), fake_bin))
-    assert res['failed'] is True and 'does not exist' in res['msg']
+    assert res['failed'] is True and 'does not exist' in res['msg'] and 'create_directory=true' in res['msg']
+    assert not os.path.exists(str(tmp_path / 'nope'))
+
+
+def test_saved_creates_the_directory_when_asked(tmp_path, fake_bin):
+    dest = tmp_path / 'new' / 'deeper' / 'a.db'
+    res = run(save_args(str(dest), fake_bin, create_directory=True), check_mode=True)
+    assert not res.get('failed'), res
+    assert 'would create the directory %s (mode 0700)' % dest.parent in res['actions']
+    assert not os.path.exists(str(tmp_path / 'new'))
+    res = run(save_args(str(dest), fake_bin, create_directory=True))
+    assert not res.get('failed'), res
+    assert res['changed'] is True and sf.file_sha256(str(dest)) == SNAPSHOT_SHA256
+    assert 'created the directory %s (mode 0700)' % dest.parent in res['actions']
+    assert stat.S_IMODE(os.stat(str(dest.parent)).st_mode) == 0o700
+    # Once there, nothing more is created.
+    res = run(save_args(str(dest), fake_bin, create_directory=True, force=True))
+    assert not [a for a in res['actions'] if 'directory' in a and 'created' in a]
 
 
 def test_saved_without_etcdctl(tmp_path):
