@@ -17,6 +17,13 @@ in the config's lib_dir.
    dir in, record it in state.json, start etcd and check it serves the snapshot's revision. On failure the
    previous data is put back, state.json names it again, and etcd is started on it.
 5. Record the attempt in state.json; exit 1 on failure.
+
+--begin-failover (the etcd_emergency role's failover_begin, for playbooks/failover.yml): under the same lock, waited
+for up to --lock-timeout seconds, with the final snapshot of --from-file restored only when it is newer than what
+is served (a failed restore keeps the last good data: the failover goes on), then, if the node serves,
+failover.json written - never over an existing one - with the node's own revision (revision_at_switch) and the
+cluster revision its data comes from. The last line printed is a JSON document: already_active, marker, refresh
+(done, failed or none), state. Exit 1, no marker written, when the node does not serve.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,6 +33,7 @@ __metaclass__ = type
 import argparse
 import datetime
 import fcntl
+import json
 import os
 import sys
 import time
@@ -173,7 +181,9 @@ class Refresh(object):
         for leftover in (self.wf.leftovers(self.parent, self.wf.staging_prefix(self.data_dir, 'refresh'))
                          + self.wf.leftovers(self.config['state_dir'], '.snapshot')
                          + self.wf.leftovers(self.config['state_dir'], '.state.json.')
-                         + self.wf.leftovers(self.config['state_dir'], '.swap.json.')):
+                         + self.wf.leftovers(self.config['state_dir'], '.swap.json.')
+                         + self.wf.leftovers(self.config['state_dir'], 'failover.json.new')
+                         + self.wf.leftovers(self.config['state_dir'], '.failover.json.new.')):
             self.ops.rmtree(leftover)
             log('removed %s, left by an interrupted refresh' % leftover)
         # What versions before the journal could leave: a second older generation.
@@ -200,7 +210,8 @@ class Refresh(object):
             raise RefreshError('no source endpoint gave a snapshot: %s' % '; '.join(exc.extra['endpoint_errors']))
         return path, endpoint, probed.get('cluster_id'), taken_at
 
-    def refresh(self, state, endpoints, from_file=None):
+    def refresh(self, state, endpoints, from_file=None, only_newer=False):
+        """-> True when new data is served, False when only_newer found the snapshot not newer than state's."""
         self.tools.require_offline(self.config['bin_dir'])
         snapshot_dir = self.ops.mkdtemp('.snapshot-', self.config['state_dir'])
         staging_root = None
@@ -217,6 +228,9 @@ class Refresh(object):
                                    % (endpoint, exc))
             log('snapshot from %s verified: revision %d, %d keys, sha256 %s'
                 % (endpoint, info['revision'], info['total_keys'], info['sha256']))
+            if only_newer and info['revision'] <= (state.get('revision') or 0):
+                log('not newer than the revision served (%s): data left as it is' % state.get('revision'))
+                return False
             new = dict(revision=info['revision'], total_keys=info['total_keys'], snapshot_taken_at=utc_iso(taken_at),
                        snapshot_taken_epoch=taken_at.timestamp(), sha256=info['sha256'], source_endpoint=endpoint,
                        source_cluster_id=cluster_id, refreshed_at=utc_iso(datetime.datetime.now(
@@ -238,7 +252,7 @@ class Refresh(object):
                 log('the node already serves revision %d of that cluster: data left as it is' % info['revision'])
                 self.ops.rename(kept, self.kept_snapshot)
                 state.update(new)
-                return
+                return True
             free = self.sf.free_bytes(self.parent)
             if free < 2 * info['size']:
                 raise RefreshError('%s has %d bytes free, the restore needs about %d (twice the snapshot)'
@@ -258,10 +272,54 @@ class Refresh(object):
             log('now serving revision %d (%d keys)%s' % (
                 info['revision'], info['total_keys'],
                 '; previous data kept at %s' % self.previous if os.path.isdir(self.previous) else ''))
+            return True
         finally:
             for leftover in (staging_root, snapshot_dir):
                 if leftover and os.path.lexists(leftover):
                     self.ops.rmtree(leftover)
+
+    def begin_failover(self, state, failover_file, from_file=None):
+        """The node takes the clients (see --begin-failover). -> the document printed for the role."""
+        existing = self.wf.read_json(failover_file)
+        refresh = 'none'
+        if existing is None and from_file:
+            try:
+                if self.refresh(state, [], from_file, only_newer=True):
+                    refresh, state['last_error'] = 'done', None
+            except Exception as exc:  # pylint: disable=broad-except
+                # The last good data is still better than no etcd at all: record why, go on.
+                state['last_error'] = str(exc) or exc.__class__.__name__
+                log('the refresh from the final snapshot failed: %s; the last good data stays served' % exc)
+                refresh = 'failed'
+            self.write_state(state)
+        revision, leader = self.served()
+        if revision is None or not leader:
+            raise RefreshError('the emergency node does not serve: its etcd at %s %s'
+                               % (self.config['local_url'], 'has no leader' if revision is not None
+                                  else 'does not answer'))
+        marker = existing
+        if marker is None:
+            now = datetime.datetime.now(datetime.timezone.utc)
+            marker = dict(switched_at=utc_iso(now), switched_epoch=now.timestamp(), revision_at_switch=revision,
+                          cluster_revision_at_switch=state.get('revision') or 0)
+            if not self.create_exclusive(failover_file, marker):
+                marker = self.wf.read_json(failover_file)
+                existing = marker
+        return dict(already_active=existing is not None, marker=marker, refresh=refresh,
+                    state=dict((key, state.get(key)) for key in SERVED_KEYS + ('last_error',)))
+
+    def create_exclusive(self, path, doc):
+        """Write ``doc`` as ``path`` unless it exists (never over it), durably. -> False when it existed."""
+        tmp = path + '.new'
+        self.ops.write_json(tmp, doc, mode=0o644)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        self.ops.fsync_dir(os.path.dirname(path))
+        return True
 
     def owner_ids(self):
         import grp
@@ -291,6 +349,22 @@ class Refresh(object):
         self.commit(journal)
 
 
+def take_lock(lock, timeout, sleep, clock):
+    """The exclusive lock on the open file ``lock``; waited for without limit when ``timeout`` is 0. -> taken."""
+    if not timeout:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return True
+    deadline = clock() + timeout
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if clock() >= deadline:
+                return False
+            sleep(1)
+
+
 def main(argv=None, run=None, ops=None, sleep=time.sleep, clock=time.monotonic):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG, help='the JSON config the role renders (%(default)s)')
@@ -298,31 +372,46 @@ def main(argv=None, run=None, ops=None, sleep=time.sleep, clock=time.monotonic):
                         help='restore this snapshot file (verified first) instead of taking one from the sources')
     parser.add_argument('--endpoints', metavar='URL[,URL...]',
                         help='take the snapshot from these client URLs instead of the configured ones')
+    parser.add_argument('--begin-failover', action='store_true',
+                        help='failover.yml: restore --from-file when newer, then write failover.json (see above)')
+    parser.add_argument('--lock-timeout', type=int, default=0, metavar='SECONDS',
+                        help='with --begin-failover, how long to wait for a refresh holding the lock (0: no limit)')
     args = parser.parse_args(argv)
     with open(args.config) as handle:
-        import json
         config = json.load(handle)
     snapfile, workflow = load_workflow(config.get('lib_dir'))
     run = run or workflow.run_subprocess
     ops = ops or workflow.FileOps()
     failover_file = os.path.join(config['state_dir'], 'failover.json')
 
-    if os.path.exists(failover_file):
+    if os.path.exists(failover_file) and not args.begin_failover:
         log('failover active, not refreshing (%s exists: the node holds writes made since the switch)'
             % failover_file)
         return 0
     if not os.path.isdir(config['state_dir']):
         os.makedirs(config['state_dir'], 0o755)
     with open(os.path.join(config['state_dir'], '.refresh.lock'), 'w') as lock:
-        # One refresh at a time (timer and a manual run).
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.exists(failover_file):
-            log('failover active, not refreshing')
-            return 0
+        # One refresh at a time (timer and a manual run); failover.yml waits a bounded time.
+        if not take_lock(lock, args.lock_timeout if args.begin_failover else 0, sleep, clock):
+            log('a refresh still held %s after %d s: failover.json was not written'
+                % (lock.name, args.lock_timeout))
+            return 1
         refresh = Refresh(config, snapfile, workflow, run, ops, sleep=sleep, clock=clock)
         state = workflow.read_json(refresh.state_file) or {}
         for key in SERVED_KEYS + ('last_error',):
             state.setdefault(key, None)
+        if args.begin_failover:
+            try:
+                refresh.recover(state)
+                doc = refresh.begin_failover(state, failover_file, args.from_file)
+            except Exception as exc:  # pylint: disable=broad-except
+                log('failover.json was not written: %s' % exc)
+                return 1
+            log(json.dumps(doc, sort_keys=True))
+            return 0
+        if os.path.exists(failover_file):
+            log('failover active, not refreshing')
+            return 0
         state['last_attempt_at'] = utc_iso(datetime.datetime.now(datetime.timezone.utc))
         endpoints = config['endpoints']
         if args.endpoints:

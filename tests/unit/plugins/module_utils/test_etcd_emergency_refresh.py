@@ -218,3 +218,90 @@ def test_killed_then_the_recovery_alone_tells_the_truth(tmp_path, generations, a
     assert 'no source endpoint gave a snapshot: http://dead.invalid:2379: ' in state['last_error']
     assert node.host.running and state['revision'] == node.host.serving == node.disk_revision()
     assert node.leftovers() == []
+
+
+# --- --begin-failover (the role's failover_begin) ---------------------------------------------------------------
+
+def last_doc(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def marker(node):
+    with open(os.path.join(node.state_dir, 'failover.json')) as handle:
+        return json.load(handle)
+
+
+def test_begin_failover_restores_a_newer_final_snapshot_then_marks(node, tmp_path, capsys):
+    final = copy_fixture(str(tmp_path / 'final.db'))
+    node.host.saved[os.path.abspath(final)] = 25
+    assert node.run('--begin-failover', '--lock-timeout', '5', '--from-file', final) == 0
+    doc = last_doc(capsys)
+    assert doc['refresh'] == 'done' and doc['already_active'] is False
+    assert node.host.serving == 25 and node.state()['revision'] == 25
+    # revision_at_switch is the node's own revision once the final snapshot is served; the marker is on disk.
+    assert doc['marker']['revision_at_switch'] == 25 and doc['marker']['cluster_revision_at_switch'] == 25
+    assert marker(node) == doc['marker'] and doc['state']['revision'] == 25
+    assert stat.S_IMODE(os.stat(os.path.join(node.state_dir, 'failover.json')).st_mode) == 0o644
+    # While it exists, a refresh changes nothing.
+    node.host.cluster_revision = 40
+    assert node.run() == 0 and node.host.serving == 25
+
+
+def test_begin_failover_keeps_the_served_data_when_the_final_snapshot_is_not_newer(node, tmp_path, capsys):
+    final = copy_fixture(str(tmp_path / 'final.db'))  # revision 7; the node serves 10
+    assert node.run('--begin-failover', '--from-file', final) == 0
+    doc = last_doc(capsys)
+    assert doc['refresh'] == 'none' and node.host.serving == 10
+    assert marker(node)['revision_at_switch'] == 10 and marker(node)['cluster_revision_at_switch'] == 10
+
+
+def test_begin_failover_goes_on_when_the_final_restore_fails(node, tmp_path, capsys):
+    final = copy_fixture(str(tmp_path / 'final.db'))
+    node.host.saved[os.path.abspath(final)] = 25
+    node.host.restore_fails = True
+    assert node.run('--begin-failover', '--from-file', final) == 0
+    doc = last_doc(capsys)
+    assert doc['refresh'] == 'failed' and 'the served data was not touched' in doc['state']['last_error']
+    assert node.host.serving == 10 and marker(node)['revision_at_switch'] == 10
+    assert node.leftovers() == ['failover.json']
+
+
+def test_begin_failover_never_overwrites_a_marker(node, tmp_path, capsys):
+    assert node.run('--begin-failover') == 0
+    first = marker(node)
+    final = copy_fixture(str(tmp_path / 'final.db'))
+    node.host.saved[os.path.abspath(final)] = 25
+    capsys.readouterr()
+    # Already failed over: the node holds the outage's writes; no refresh, the marker as it was.
+    assert node.run('--begin-failover', '--from-file', final) == 0
+    doc = last_doc(capsys)
+    assert doc['already_active'] is True and doc['refresh'] == 'none' and doc['marker'] == first
+    assert marker(node) == first and node.host.serving == 10
+
+
+def test_begin_failover_cleans_what_a_killed_one_left(node, capsys):
+    # Killed while it wrote the marker's temporary file, then before it linked it in place.
+    for name in ('.failover.json.new.abc.tmp', 'failover.json.new'):
+        with open(os.path.join(node.state_dir, name), 'w') as handle:
+            handle.write('{"switched_epoch": 1}')
+    assert node.run('--begin-failover') == 0
+    assert marker(node)['revision_at_switch'] == 10
+    assert node.leftovers() == ['failover.json']
+
+
+def test_begin_failover_refuses_a_node_that_does_not_serve(node, capsys):
+    node.host.running = False
+    assert node.run('--begin-failover') == 1
+    assert 'failover.json was not written' in capsys.readouterr().out
+    assert not os.path.exists(os.path.join(node.state_dir, 'failover.json'))
+    assert node.leftovers() == []
+
+
+def test_begin_failover_waits_for_the_lock_a_bounded_time(node, capsys):
+    import fcntl
+    with open(os.path.join(node.state_dir, '.refresh.lock'), 'w') as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert node.run('--begin-failover', '--lock-timeout', '3') == 1
+    assert 'failover.json was not written' in capsys.readouterr().out
+    assert node.now[0] >= 3
+    assert not os.path.exists(os.path.join(node.state_dir, 'failover.json'))
