@@ -259,6 +259,16 @@ def address(env, name):
     return subprocess.check_output(['docker', 'exec', container(name), 'hostname', '-I'], env=env, text=True).split()[0]
 
 
+def served_lately(log, count):
+    """Whether the load generator's last ``count`` requests were all answered 200."""
+    try:
+        with open(log) as lines:
+            last = [json.loads(line) for line in lines][-count:]
+    except (OSError, ValueError):
+        return False
+    return len(last) == count and all(e['status'] == 200 for e in last)
+
+
 def measure_rolling(env, work):
     """rolling_update.yml under steady GET and POST traffic through the gateway."""
     key = subprocess.check_output(
@@ -270,7 +280,11 @@ def measure_rolling(env, work):
     log, stop = os.path.join(work, 'load.log'), os.path.join(work, 'stop')
     load = subprocess.Popen([sys.executable, LOADGEN, '--url', 'http://%s:80/bench/' % address(env, 'gw01'),
                              '--log', log, '--stop-file', stop, '--rate', '30'], env=env)
-    time.sleep(5)
+    # The route is new: the playbook starts once both nodes serve it (its last 60 requests answered 200), so that
+    # the figures count what the rolling update does, not the route reaching the nodes.
+    deadline = time.time() + 120
+    while time.time() < deadline and not served_lately(log, 60):
+        time.sleep(0.5)
     started = time.time()
     elapsed = run('ansible-playbook', 'playbooks/rolling_update.yml', '-e', 'source=' + PLUGIN_SOURCE,
                   '-e', 'rolling_update_observe_seconds=%d' % ROLLING_OBSERVE_SECONDS,
