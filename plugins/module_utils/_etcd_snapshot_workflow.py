@@ -14,7 +14,7 @@ from the package the roles install beside their programs.
 - SnapshotWorkflow.save(): one probe per endpoint (the caller's: the module asks the JSON gateway, the host
   programs `etcdctl endpoint status`), the free-space check, `etcdctl snapshot save`; the first endpoint that
   answers gives the snapshot. A dead endpoint fails within --dial-timeout, so there is no second probe.
-- SnapshotWorkflow.verify(): the sha256 trailer (one read of the file) and one `snapshot status`.
+- SnapshotWorkflow.verify(): the sha256 trailer (one read of the file) and, meanwhile, one `snapshot status`.
 - SnapshotWorkflow.restore_beside(): `snapshot restore` into a private staging dir beside the data dir (same
   filesystem), then the layout and the revision of the result are checked.
 - DataDirSwap: the renames that put the staged dir in place and keep the replaced one; its rollback() works
@@ -33,6 +33,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 
 from ._etcd_snapshot_file import (
     SnapshotError,
@@ -145,6 +146,31 @@ def leftovers(directory, prefix, keep=()):
     return [f for f in found if os.path.abspath(f) not in keep]
 
 
+class _Background(object):
+    """``call(*args)`` in a thread of its own; result() returns its value or raises what it raised."""
+
+    def __init__(self, call, *args):
+        self._outcome = {}
+        self._thread = threading.Thread(target=self._run, args=(call,) + args)
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self, call, *args):
+        try:
+            self._outcome['value'] = call(*args)
+        except Exception as exc:  # handed to the caller by result()
+            self._outcome['error'] = exc
+
+    def join(self):
+        self._thread.join()
+
+    def result(self):
+        self.join()
+        if 'error' in self._outcome:
+            raise self._outcome['error']
+        return self._outcome['value']
+
+
 class SnapshotWorkflow(object):
     """Save, verify and restore with the tools of ``tools`` (a SnapshotTools), through ``run(argv,
     environ_update, timeout) -> (rc, out, err)``; ``log(text)`` hears each step done."""
@@ -169,12 +195,20 @@ class SnapshotWorkflow(object):
         """The checks `snapshot restore` makes (integrity trailer) and, unless ``read_status`` is false, one
         `snapshot status`. -> integrity_ok, sha256, size (+ revision, total_keys, total_size, hash, tool).
         Raises the SnapshotIntegrityError subclasses of _etcd_snapshot_file, or SnapshotStepError."""
-        info = check_snapshot(path)
+        # `snapshot status` (a bbolt consistency check and a walk of every key, the longest step) runs while the
+        # file is hashed here: the two read the same file on two cores. Its answer counts only once the trailer
+        # matched, so a broken file is still reported as such first.
+        reader = _Background(self.status, path) if read_status and self.tools.offline_tool else None
+        try:
+            info = check_snapshot(path)
+        finally:
+            if reader is not None:
+                reader.join()
         self.log('verified the sha256 integrity trailer of %s' % path)
         result = dict(integrity_ok=True, sha256=info['sha256'], size=info['size'])
         if read_status:
             self.tools.require_offline(self.bin_dir)
-            status = self.status(path)
+            status = reader.result()
             result.update(revision=status['revision'], total_keys=status['total_keys'],
                           total_size=status['total_size'], hash=status['hash'], tool=self.tools.offline_tool)
         return result

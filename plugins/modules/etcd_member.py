@@ -495,7 +495,9 @@ class EtcdMemberModule(object):
                         % (_label(member), self.module.params['promote_timeout'], attempts,
                            e, self._progress(member)),
                         promote_attempts=attempts)
-            time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+            # A learner usually catches up within a second or two of starting: ask often (a refused promotion
+            # costs etcd one request).
+            time.sleep(min(0.5, max(0.1, deadline - time.monotonic())))
 
     def _progress(self, member):
         """' Learner raft index X, leader raft index Y.' when both can be read, else ''."""

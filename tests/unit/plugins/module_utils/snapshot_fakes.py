@@ -97,6 +97,7 @@ class FakeHost(object):
         self.serving = None
         self.calls = []
         self.restore_fails = False
+        self.status_fails = False
         # etcd starts on these revisions but never becomes healthy.
         self.unhealthy = set()
         self.killer = None
@@ -149,6 +150,8 @@ class FakeHost(object):
             return 0, 'Snapshot saved at %s' % dest, ''
         if 'snapshot' in argv and 'status' in argv:
             path = argv[argv.index('status') + 1]
+            if self.status_fails:
+                return 1, '', 'Error: invalid database'
             if path.endswith(os.path.join('member', 'snap', 'db')):
                 with open(path) as handle:
                     return 0, status_json(int(handle.read().split('=')[1])), ''

@@ -64,6 +64,26 @@ def test_save_without_probe_tries_the_next_endpoint_after_a_failed_save(flow, tm
     assert failed.value.extra['endpoint_errors'] == ['http://dead.invalid:2379: Error: context deadline exceeded']
 
 
+def test_verify_reads_the_status_while_hashing_and_reports_a_broken_file_first(flow, tmp_path):
+    flow, host, notes = flow
+    good = copy_fixture(str(tmp_path / 'good.db'))
+    info = flow.verify(good)
+    assert info['integrity_ok'] and info['revision'] == 7 and info['total_keys'] == 10
+    assert [c['argv'][1:3] for c in host.calls] == [['snapshot', 'status']]
+    host.status_fails = True
+    with pytest.raises(wf.SnapshotStepError) as failed:
+        flow.verify(good)
+    assert '"snapshot status" of %s failed (rc=1): Error: invalid database' % good in str(failed.value)
+    broken = str(tmp_path / 'broken.db')
+    with open(good, 'rb') as source, open(broken, 'wb') as target:
+        data = bytearray(source.read())
+        data[10000] ^= 0xFF
+        target.write(bytes(data))
+    with pytest.raises(sf.SnapshotHashMismatchError):
+        flow.verify(broken)
+    assert flow.verify(good, read_status=False) == dict(integrity_ok=True, sha256=info['sha256'], size=info['size'])
+
+
 def test_restore_beside_proves_the_result(flow, tmp_path):
     flow, host, notes = flow
     snapshot = copy_fixture(str(tmp_path / 's.db'))

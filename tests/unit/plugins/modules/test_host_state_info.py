@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""host_state_info on real files in tmp_path; systemctl answered by a fake run_command."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import grp
+import os
+import pwd
+
+from ansible.module_utils import basic
+
+from ansible_collections.gatewayops.apisix_ha.plugins.modules import host_state_info
+
+SHOW_NGINX = 'LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\n'
+SHOW_MISSING = 'LoadState=not-found\nActiveState=inactive\nSubState=dead\nUnitFileState=\n'
+
+
+def test_paths_records_and_units_in_one_answer(run_module, monkeypatch, tmp_path):
+    state = tmp_path / 'state'
+    state.mkdir(mode=0o750)
+    os.chmod(str(state), 0o750)
+    (state / 'etcd-active').write_text(u'emergency\n')
+    os.symlink(str(state), str(tmp_path / 'link'))
+    calls = []
+
+    def run_command(self, argv, **kwargs):
+        calls.append(argv)
+        return 0, SHOW_NGINX if argv[-1] == 'nginx' else SHOW_MISSING, ''
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', run_command)
+    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, required=False: '/bin/' + name)
+
+    res, failed = run_module(host_state_info, dict(
+        paths=[str(state), str(tmp_path / 'none'), str(state / 'etcd-active' / 'under-a-file'), str(tmp_path / 'link')],
+        records=[str(state / 'etcd-active'), str(state / 'drained.json')],
+        units=['nginx', 'gone.service']))
+    assert not failed, res
+    assert res['changed'] is False
+    seen = res['paths'][str(state)]
+    assert (seen['exists'], seen['isdir'], seen['islnk'], seen['mode']) == (True, True, False, '0750')
+    assert seen['pw_name'] == pwd.getpwuid(os.getuid())[0] and seen['gr_name'] == grp.getgrgid(os.getgid())[0]
+    assert res['paths'][str(tmp_path / 'none')] == dict(exists=False)
+    assert res['paths'][str(state / 'etcd-active' / 'under-a-file')] == dict(exists=False)
+    assert res['paths'][str(tmp_path / 'link')]['islnk'] is True
+    assert res['records'] == {str(state / 'etcd-active'): 'emergency\n', str(state / 'drained.json'): None}
+    assert res['units'] == {
+        'nginx': dict(LoadState='loaded', ActiveState='active', SubState='running', UnitFileState='enabled'),
+        'gone.service': dict(LoadState='not-found', ActiveState='inactive', SubState='dead', UnitFileState='')}
+    assert calls[0] == ['/bin/systemctl', 'show', '--property=LoadState,ActiveState,SubState,UnitFileState', '--',
+                        'nginx']
+
+
+def test_nothing_asked_nothing_run(run_module, monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    res, failed = run_module(host_state_info, {})
+    assert not failed and res['paths'] == {} and res['records'] == {} and res['units'] == {}
+
+
+def test_a_record_that_cannot_be_read_fails_clearly(run_module, tmp_path):
+    res, failed = run_module(host_state_info, dict(records=[str(tmp_path)]))
+    assert failed and res['msg'].startswith('Cannot read %s: ' % tmp_path) and 'Nothing was changed' in res['msg']
+    big = tmp_path / 'big'
+    big.write_bytes(b'x' * (host_state_info.RECORD_LIMIT + 1))
+    res, failed = run_module(host_state_info, dict(records=[str(big)]))
+    assert failed and 'larger than 1048576 bytes' in res['msg'] and res['changed'] is False
+
+
+def test_a_failing_systemctl_fails_clearly(run_module, monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, argv, **k: (1, '', 'Failed to connect to bus'))
+    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, required=False: '/bin/' + name)
+    res, failed = run_module(host_state_info, dict(units=['nginx']))
+    assert failed and res['msg'] == 'systemctl show nginx failed (rc=1): Failed to connect to bus. Nothing was changed.'
