@@ -305,3 +305,18 @@ def test_begin_failover_waits_for_the_lock_a_bounded_time(node, capsys):
     assert 'failover.json was not written' in capsys.readouterr().out
     assert node.now[0] >= 3
     assert not os.path.exists(os.path.join(node.state_dir, 'failover.json'))
+
+
+def test_a_refresh_that_gets_the_lock_after_the_failover_began_changes_nothing(node, monkeypatch, capsys):
+    # The timer started a refresh before failover_begin paused it; it reached the lock only once --begin-failover
+    # had written the marker (failover_begin does not wait for the service: the lock orders the two).
+    take_lock = refresh.take_lock
+
+    def failover_begins_meanwhile(lock, timeout, sleep, clock):
+        monkeypatch.setattr(refresh, 'take_lock', take_lock)
+        assert node.run('--begin-failover') == 0
+        return take_lock(lock, timeout, sleep, clock)
+    monkeypatch.setattr(refresh, 'take_lock', failover_begins_meanwhile)
+    assert node.run() == 0
+    assert 'failover active, not refreshing' in capsys.readouterr().out
+    assert node.host.serving == 10 and marker(node)['revision_at_switch'] == 10 and node.state()['revision'] == 10
