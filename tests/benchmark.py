@@ -15,8 +15,10 @@ tests/lab/loadgen.py sends 30 GET and POST requests a second through the gateway
 Last, with etcd02 and etcd03 killed: the failover RTO (seconds from the start of failover.yml to the first write
 acknowledged through the front on gw01, tried every 0.2 s), the emergency node's staleness at the switch
 (failover.json switched_epoch - state.json snapshot_taken_epoch), and failback.yml's wall time once they are back.
-Each figure comes with the load average read as it ended, and the output lists any running container that is not
-this lab's (none expected: run it on a lab alone on the machine). Timings are reported, never asserted.
+Before each figure the benchmark waits (up to 2 min) for the previous step's load to die down; each figure comes
+with the 1-min load average at its start and the load averages read as it ended, and the output lists any running
+container that is not this lab's (none expected: run it on a lab alone on the machine). Timings are reported, never
+asserted.
 """
 
 import argparse
@@ -327,9 +329,10 @@ def main():
     figures = {'distro': options.distro}
     # Each figure with the load average (1, 5, 15 min) read as it ends, and the containers running on the machine
     # that are not this lab's: the figures mean something only for a lab alone on the machine.
-    loads, others = {}, set()
+    loads, settled, others = {}, {}, set()
 
     def measured(name, measure):
+        settled[name] = settle()
         figures.update(measure())
         loads[name] = [round(load, 2) for load in os.getloadavg()]
         others.update(other_containers(env))
@@ -348,7 +351,7 @@ def main():
         if not options.keep:
             run('ansible-playbook', 'tests/lab/destroy.yml', env=env)
     figures.update(cpus=os.cpu_count(), load_average_1_5_15_at_end_of=loads,
-                   other_containers_running=sorted(others))
+                   load_average_1_at_start_of=settled, other_containers_running=sorted(others))
     print(json.dumps(figures, indent=2))
 
 
@@ -361,6 +364,19 @@ def measure_site(env):
         'rerun_to_fresh_ratio': round(rerun / fresh, 3),
         'rerun_changed_tasks': changed_tasks(rerun_output),
     }
+
+
+def settle(below=1.0, longest=120):
+    """Let the previous step's load die down before the next figure (at most ``longest`` s): the 1-min load average
+    below ``below`` or no longer falling. -> the 1-min load average at the start."""
+    started, last = time.monotonic(), os.getloadavg()[0]
+    while last >= below and time.monotonic() - started < longest:
+        time.sleep(10)
+        now = os.getloadavg()[0]
+        if now >= last:
+            break
+        last = now
+    return round(last, 2)
 
 
 def other_containers(env):
