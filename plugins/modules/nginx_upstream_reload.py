@@ -14,7 +14,7 @@ short_description: Reload nginx gracefully and wait until only the new configura
 version_added: 0.1.0
 description:
   - Notes nginx's worker processes, reloads nginx (C(systemctl reload)), then waits until those workers - the old
-    configuration's, which finish their requests first - have exited. C(nginx -s reload) only signals the master:
+    configuration's, which finish their requests first - have exited. C(nginx -s reload) only signals the master;
     until then the old workers still accept connections and send them where the old configuration says (a node
     just drained, the etcd side just left).
   - With O(wait_servers), waits also until the host holds no established TCP connection to any of them (a drained
