@@ -24,16 +24,21 @@ fi
 "$here/ensure-docker.sh"
 
 # The venv is rebuilt when requirements.txt changes.
-stamp="$repo/.venv/.requirements.sha256"
-want=$(sha256sum "$repo/requirements.txt" | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+make_venv() {
+  local stamp="$repo/.venv/.requirements.sha256" want
+  want=$(sha256sum "$repo/requirements.txt" | cut -d' ' -f1)
+  [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || return 0
   python3 -m venv "$repo/.venv"
   # pip -q still warns about every package for index locations that some machines configure but lack.
   quiet() { "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }; }
   quiet "$repo/.venv/bin/pip" install -q --upgrade pip
   quiet "$repo/.venv/bin/pip" install -q -r "$repo/requirements.txt"
   echo "$want" >"$stamp"
-fi
+}
 
+# The venv and the images side by side: both mostly wait for downloads.
+make_venv &
+venv=$!
 # shellcheck disable=SC2086 # a list of suites
-"$here/build-images.sh" ${LAB_DISTROS:-bookworm trixie}
+"$here/build-images.sh" ${LAB_DISTROS:-bookworm trixie} || { wait "$venv"; exit 1; }
+wait "$venv" || { echo "the venv could not be made (requirements.txt)" >&2; exit 1; }

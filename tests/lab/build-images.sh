@@ -67,6 +67,14 @@ build() {
 }
 
 "$here/ensure-docker.sh"
+# Each release in a process of its own, side by side: debootstrap mostly waits for the mirror.
+pids=()
 for suite in "${suites[@]}"; do
-  build "$suite"
+  build "$suite" &
+  pids+=($!)
 done
+failed=0
+for pid in "${pids[@]}"; do
+  wait "$pid" || failed=1
+done
+exit "$failed"
