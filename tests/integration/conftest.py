@@ -120,9 +120,7 @@ def run_module(inventory, host, module, args):
     testinfra's host.ansible() cannot be used for this: under ansible-core 2.19 the result it reads back has
     no `failed` key, so a failing module looks like a success to it.
     """
-    # Only the JSON of the result on stdout: no other callback (profile_tasks, timer) an operator's environment enables.
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json',
-               ANSIBLE_CALLBACKS_ENABLED='')
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json')
     done = subprocess.run(['ansible', '-i', inventory, host, '-m', module, '-a', json.dumps(args)],
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
     try:
