@@ -150,7 +150,12 @@ def test_a_route_written_on_one_node_is_served_through_the_gateway_by_both():
     code, body = admin('apisix01', 'PUT', 'routes/lab', route(with_plugin=False))
     assert code in (200, 201), body
     gateway = host('gw01')
-    assert wait_for(lambda: curl(gateway, 'http://127.0.0.1/lab/hello')[0] == 200, timeout=30)
+    # Each node reads the route from etcd on its own (the stand-in polls it): once both serve it directly, every
+    # request through the gateway must be served, whichever node it goes to.
+    for name in NODES:
+        address = host(name).interface('eth0').addresses[0]
+        assert wait_for(lambda address=address: curl(gateway, 'http://%s:9080/lab/hello' % address)[0] == 200,
+                        timeout=30), '%s does not serve the route it read from etcd' % name
     for _attempt in range(10):
         assert curl(gateway, 'http://127.0.0.1/lab/hello')[0] == 200
     log = gateway.file('/var/log/nginx/apisix-access.log').content_string
