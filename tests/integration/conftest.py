@@ -183,17 +183,24 @@ def wait_for(check, timeout=30.0, interval=0.5):
         time.sleep(interval)
 
 
-def run_playbook(inventory, playbook, *extra, options=()):
-    """ansible-playbook on the lab: PLAYBOOK is a path, or NAME for the collection's gatewayops.apisix_ha.NAME; each
-    EXTRA is one -e; OPTIONS go on the command line as they are. -> (returncode, output), without colours."""
+def start_playbook(inventory, playbook, *extra, options=()):
+    """ansible-playbook on the lab, started: PLAYBOOK is a path, or NAME for the collection's
+    gatewayops.apisix_ha.NAME; each EXTRA is one -e; OPTIONS go on the command line as they are. -> the Popen (its
+    own session, so that a test can kill the run as a whole), output without colours on stdout."""
     if not playbook.endswith('.yml'):
         playbook = 'gatewayops.apisix_ha.' + playbook
     cmd = ['ansible-playbook', '-i', inventory, playbook] + list(options)
     for e in extra:
         cmd += ['-e', e]
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
-                          env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
-    return done.returncode, done.stdout
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
+
+
+def run_playbook(inventory, playbook, *extra, options=()):
+    """start_playbook, waited for. -> (returncode, output)."""
+    run = start_playbook(inventory, playbook, *extra, options=options)
+    out = run.communicate()[0]
+    return run.returncode, out
 
 
 @pytest.fixture(scope='session')

@@ -154,7 +154,7 @@ def test_the_passwords_are_never_logged(ansible_runner):
         rc, out = run_playbook(ansible_runner.inventory_file, 'etcd_cluster', *(auth_vars() + change),
                                options=['-v', '--diff'])
         assert rc == 0, out[-4000:]
-        assert re.search(r'etcd01\s*:.*changed=[1-9]', out.split('PLAY RECAP')[-1]), out[-3000:]
+        assert re.search(r'etcd01\s*:.*changed=[1-9]', out.rsplit('PLAY RECAP', maxsplit=1)[-1]), out[-3000:]
         assert ROOT_PASSWORD not in out and APISIX_PASSWORD not in out
 
 

@@ -15,18 +15,35 @@ import time
 
 import pytest
 
-from conftest import run_playbook, wait_for
+from conftest import lab_host, run_playbook, start_playbook, wait_for
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
 PREFIX = '/gatewayops-writer/'
 
 
-def run_replace(inventory, name, *extra):
-    """Run the playbook; -> (returncode, output, seconds)."""
+LOCK = '/var/lib/gatewayops/deployment.lock'
+
+
+def lock_holder():
+    """The operation holding the deployment lock on the gateway, or None."""
+    found = lab_host('gw01').run('cat %s' % LOCK)
+    return json.loads(found.stdout)['operation'] if found.rc == 0 and found.stdout.strip() else None
+
+
+def run_replace(inventory, name, *extra, intruder=None):
+    """Run the playbook; with INTRUDER (a playbook name), run that one too while the replace holds the deployment
+    lock. -> (returncode, output, seconds, the intruder's (returncode, output) or None)."""
     started = time.monotonic()
-    rc, out = run_playbook(inventory, 'replace_member', 'member=%s' % name, *extra)
-    return rc, out, time.monotonic() - started
+    replace = start_playbook(inventory, 'replace_member', 'member=%s' % name, *extra)
+    second = None
+    if intruder:
+        if wait_for(lambda: lock_holder() == 'replace_member', timeout=60, interval=0.2):
+            second = run_playbook(inventory, intruder, 'deployment_lock_wait_timeout=2')
+        else:
+            second = (None, 'the replace never held the lock')
+    out = replace.communicate()[0]
+    return replace.returncode, out, time.monotonic() - started, second
 
 
 def member_table(members):
@@ -64,13 +81,13 @@ def nothing_changes(members):
 
 
 def test_member_not_in_inventory_is_refused(ansible_runner, nothing_changes):
-    rc, out, _seconds = run_replace(ansible_runner.inventory_file, 'etcd09')
+    rc, out, _seconds, _second = run_replace(ansible_runner.inventory_file, 'etcd09')
     assert rc != 0, out
     assert 'Name the member to replace with -e member=NAME' in out, out
 
 
 def test_healthy_member_is_refused_without_force(ansible_runner, nothing_changes):
-    rc, out, _seconds = run_replace(ansible_runner.inventory_file, 'etcd02')
+    rc, out, _seconds, _second = run_replace(ansible_runner.inventory_file, 'etcd02')
     assert rc != 0, out
     assert 'Refusing to replace etcd02' in out and 'it is healthy' in out and 'force=true' in out, out
 
@@ -82,7 +99,7 @@ def test_second_member_down_is_refused_before_anything_is_touched(ansible_runner
     for name in ('etcd02', 'etcd03'):
         by_name[name].host.run('systemctl stop etcd')
     try:
-        rc, out, _seconds = run_replace(ansible_runner.inventory_file, 'etcd03')
+        rc, out, _seconds, _second = run_replace(ansible_runner.inventory_file, 'etcd03')
         assert rc != 0, out
         assert 'Refusing to replace etcd03' in out and 'etcd02: not healthy' in out, out
         assert 'Nothing was changed' in out, out
@@ -135,10 +152,12 @@ def replaced(ansible_runner, members, tmp_path_factory):
             name = leader_name(members) if pick == 'leader' else pick
             kill_and_wipe(by_name[name])
             time.sleep(2)
-            rc, out, seconds = run_replace(ansible_runner.inventory_file, name)
+            # The first round also meets a site.yml started while it runs.
+            rc, out, seconds, second = run_replace(ansible_runner.inventory_file, name,
+                                                   intruder='site' if pick == 'etcd03' else None)
             voting, consistent = voting_after(out)
             rounds.append(dict(name=name, picked=pick, rc=rc, output=out, seconds=round(seconds, 1),
-                               voting_after=voting, consistent_after=consistent))
+                               voting_after=voting, consistent_after=consistent, intruder=second))
             if rc != 0:
                 break
             time.sleep(3)
@@ -149,7 +168,7 @@ def replaced(ansible_runner, members, tmp_path_factory):
         except subprocess.TimeoutExpired:
             writer.send_signal(signal.SIGKILL)
     figures = dict(distro=os.environ.get('LAB_DISTRO', 'bookworm'),
-                   rounds=[dict((k, v) for k, v in r.items() if k != 'output') for r in rounds])
+                   rounds=[dict((k, v) for k, v in r.items() if k not in ('output', 'intruder')) for r in rounds])
     with open(log) as f:
         summary = [json.loads(line)['summary'] for line in f if '"summary"' in line]
     figures['writer'] = summary[-1] if summary else None
@@ -165,6 +184,19 @@ def test_both_replacements_succeed(replaced):
     for r in replaced['rounds']:
         assert r['rc'] == 0, r['output'][-6000:]
         assert r['voting_after'] is not None, r['output'][-3000:]
+
+
+def test_a_site_run_during_the_replace_is_refused_naming_it_and_changes_nothing(replaced):
+    rc, out = replaced['rounds'][0]['intruder']
+    assert rc not in (0, None), out[-3000:]
+    assert 'Refusing to start site: the deployment lock %s on gw01 is held by replace_member' % LOCK in out, out[-3000:]
+    assert 'Nothing was changed.' in out
+    recap = re.findall(r'^(\S+)\s+:.*changed=(\d+)', out, re.M)
+    assert recap and all(int(row[1]) == 0 for row in recap), out[-3000:]
+
+
+def test_the_replace_gave_the_lock_back(replaced):
+    assert lock_holder() is None
 
 
 def test_three_started_voting_members_with_unchanged_names(replaced, members, explain):

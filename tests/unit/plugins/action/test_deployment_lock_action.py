@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The controller's side of deployment_lock: who is asking, whether a holder's run is gone, the refusal."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import socket
+import subprocess
+
+from ansible_collections.gatewayops.apisix_ha.plugins.action import deployment_lock as action
+
+
+def test_this_run_is_the_parent_process_with_its_start_time():
+    me = action.this_run()
+    assert me['pid'] == os.getppid() and me['controller'] == socket.gethostname()
+    assert me['pid_started'] == action.process_started(os.getppid()) != ''
+
+
+def test_a_run_of_this_controller_whose_process_ended_is_gone():
+    me = action.this_run()
+    child = subprocess.Popen(['sleep', '30'])
+    try:
+        alive = dict(controller=me['controller'], pid=child.pid, pid_started=action.process_started(child.pid))
+        assert action.run_is_gone(alive, me) is False
+        # The same PID started at another time: another process, the holder is gone.
+        assert action.run_is_gone(dict(alive, pid_started='1'), me) is True
+    finally:
+        child.kill()
+        child.wait()
+    assert action.run_is_gone(alive, me) is True
+    # Another controller's run is never judged from here: it waits for the expiry.
+    assert action.run_is_gone(dict(alive, controller='elsewhere'), me) is False
+    assert action.run_is_gone(None, me) is False
+
+
+def test_the_refusal_names_the_holder_and_says_nothing_changed():
+    lock = dict(operation='replace_member', user='alice', controller='ops2', pid=77, since='2026-12-07T01:20:00Z',
+                expires_epoch=1796613600)
+    msg = action.refusal('site', 'gw01', '/var/lib/gatewayops/deployment.lock', lock, 5.2)
+    assert msg.startswith('Refusing to start site: the deployment lock /var/lib/gatewayops/deployment.lock on gw01 '
+                          'is held by replace_member')
+    assert 'alice@ops2' in msg and 'since 2026-12-07T01:20:00Z' in msg and 'waited 5 s' in msg
+    assert 'Nothing was changed.' in msg
