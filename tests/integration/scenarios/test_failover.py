@@ -134,6 +134,54 @@ def test_failover_refused_while_the_cluster_has_quorum(ansible_runner, gateway, 
     assert lab_view(gateway, emergency, front) == before
 
 
+def cut(pairs, members, emergency, undo=False):
+    """A network cut between lab hosts (blackhole routes on both sides: packets vanish, as in a real partition)."""
+    address = dict((m.name, m.address) for m in members)
+    address['etcd-single'] = emergency.run("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 "
+                                           "| head -1").stdout.strip()
+    hosts = dict((m.name, m.host) for m in members)
+    hosts['etcd-single'] = emergency
+    for one, other in pairs:
+        for here, there in ((one, other), (other, one)):
+            done = hosts[here].run('ip route %s blackhole %s/32' % ('del' if undo else 'add', address[there]))
+            assert undo or done.rc == 0, done.stderr
+
+
+@pytest.fixture
+def first_member_and_emergency_cut_off(members, emergency):
+    """etcd01 and the emergency node cut off from etcd02 and etcd03, which keep a quorum between them."""
+    pairs = [(a, b) for a in ('etcd01', 'etcd-single') for b in ('etcd02', 'etcd03')]
+    cut(pairs, members, emergency)
+    try:
+        etcd01 = [m for m in members if m.name == 'etcd01'][0]
+        # etcd01 sees no quorum once it has noticed (its election timeout): no leader, health fails.
+        assert wait_for(lambda: etcd01.etcdctl('endpoint', 'health').rc != 0, timeout=30)
+        yield
+    finally:
+        cut(pairs, members, emergency, undo=True)
+        assert wait_for(lambda: all_healthy(members), timeout=60)
+
+
+def test_failover_and_restore_refused_while_members_cut_off_from_the_emergency_node_see_a_quorum(
+        ansible_runner, gateway, emergency, front, first_member_and_emergency_cut_off):
+    # From the emergency node only etcd01 answers, without a leader: one viewpoint alone would switch the clients
+    # off a cluster that runs.
+    before = lab_view(gateway, emergency, front)
+    rc, out = run_playbook(ansible_runner.inventory_file, 'failover')
+    assert rc != 0, out[-3000:]
+    assert ('Refusing to fail over: the cluster still has quorum, as seen from etcd02, etcd03, the etcd front on '
+            'gw01; its clients should stay on it.') in out, out[-3000:]
+    assert 'etcd-single (the emergency node): no quorum' in out and 'etcd01: no quorum' in out, out[-3000:]
+    assert 'Nothing was changed.' in out
+    assert lab_view(gateway, emergency, front) == before
+    # The restore asks every member too: etcd01, the first, sees no quorum; the others do.
+    rc, out = run_playbook(ansible_runner.inventory_file, 'restore_cluster')
+    assert rc != 0, out[-3000:]
+    assert 'Refusing to restore: the old cluster still has a quorum' in out and 'as seen from etcd02, etcd03.' in out, \
+        out[-3000:]
+    assert lab_view(gateway, emergency, front) == before
+
+
 def test_failback_refused_without_a_failover(ansible_runner, gateway, emergency, front):
     before = lab_view(gateway, emergency, front)
     rc, out = run_playbook(ansible_runner.inventory_file, 'failback')

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The restore's decision (roles/etcd_cluster/tasks/restore_quorum_decision.yml) from the members' own views:
+"""The restore's decision (roles/etcd_cluster/tasks/restore_quorum_decision.yml) from the members' own views, put
+together by the entry point quorum_views (tasks/quorum_views_said.yml):
 refused when any member sees a quorum or could not tell, saying what each member saw. The task file runs in a real
 ansible-playbook on three local hosts, each given the etcd_cluster_info answer its own host would get (the shapes
 etcd_cluster_info returns: a view, or a failure with error_type)."""
@@ -17,6 +18,7 @@ import sys
 import pytest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+VIEWS_SAID = os.path.join(REPO, 'roles', 'etcd_cluster', 'tasks', 'quorum_views_said.yml')
 DECISION = os.path.join(REPO, 'roles', 'etcd_cluster', 'tasks', 'restore_quorum_decision.yml')
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
 
@@ -57,6 +59,8 @@ CASES = {
     'credentials': {'etcd01': UNREACHABLE, 'etcd02': BAD_PASSWORD, 'etcd03': UNREACHABLE},
     'tls': {'etcd01': UNREACHABLE, 'etcd02': BAD_TLS, 'etcd03': UNREACHABLE},
     'module': {'etcd01': UNREACHABLE, 'etcd02': MODULE_BROKE, 'etcd03': UNREACHABLE},
+    'dead machine, quorum elsewhere': {'etcd01': dict(unreachable=True, msg='Failed to connect to the host'),
+                                       'etcd02': view(healthy=2), 'etcd03': view(healthy=2)},
     'quorum and could not tell': {'etcd01': BAD_PASSWORD, 'etcd02': view(healthy=3), 'etcd03': view(healthy=3)},
 }
 
@@ -69,7 +73,8 @@ def start(directory, views):
     (directory / 'play.yml').write_text(json.dumps([{
         'hosts': 'etcd', 'gather_facts': False, 'connection': 'local',
         'vars': {'__etcd_cluster_members': "{{ groups['etcd'] }}", 'ansible_python_interpreter': sys.executable},
-        'tasks': [{'ansible.builtin.set_fact': {'__etcd_cluster_restore_view': '{{ views[inventory_hostname] }}'}},
+        'tasks': [{'ansible.builtin.set_fact': {'__etcd_cluster_quorum_view': '{{ views[inventory_hostname] }}'}},
+                  {'ansible.builtin.include_tasks': VIEWS_SAID},
                   {'ansible.builtin.include_tasks': DECISION}],
     }]))
     env = dict((k, v) for k, v in os.environ.items() if not k.startswith('ANSIBLE_'))
@@ -139,3 +144,10 @@ def test_a_quorum_seen_is_reported_before_a_member_that_could_not_tell(decided):
     results = decided['quorum and could not tell']
     assert 'as seen from etcd02, etcd03.' in results[QUORUM_REFUSAL]['msg']
     assert UNSURE_REFUSAL not in results
+
+
+def test_an_unreachable_host_gives_no_view_and_the_others_still_count(decided):
+    results = decided['dead machine, quorum elsewhere']
+    msg = results[QUORUM_REFUSAL]['msg']
+    assert 'as seen from etcd02, etcd03.' in msg
+    assert "Each member's own view: etcd01: no view (the host is unreachable); etcd02: a quorum" in msg
