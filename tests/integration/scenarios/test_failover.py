@@ -182,6 +182,23 @@ def test_failover_and_restore_refused_while_members_cut_off_from_the_emergency_n
     assert lab_view(gateway, emergency, front) == before
 
 
+def test_a_failover_that_cannot_begin_re_arms_the_refresh_timer(ansible_runner, gateway, emergency, front):
+    # A refresh holding the node's lock longer than the failover waits: no marker, so the timer must not stay paused.
+    before = lab_view(gateway, emergency, front)
+    holder = emergency.run('systemd-run --unit gatewayops-test-lock flock /var/lib/etcd-emergency/.refresh.lock '
+                           'sleep 120')
+    assert holder.rc == 0, holder.stderr
+    try:
+        rc, out = run_playbook(ansible_runner.inventory_file, 'failover', 'force=true',
+                               'etcd_emergency_refresh_timeout=3')
+    finally:
+        emergency.run('systemctl stop gatewayops-test-lock')
+    assert rc != 0, out[-3000:]
+    assert 'did not take the failover' in out and 'the refresh timer was re-armed' in out, out[-3000:]
+    assert emergency.run('systemctl is-active etcd-emergency-refresh.timer').stdout.strip() == 'active'
+    assert lab_view(gateway, emergency, front) == before
+
+
 def test_failback_refused_without_a_failover(ansible_runner, gateway, emergency, front):
     before = lab_view(gateway, emergency, front)
     rc, out = run_playbook(ansible_runner.inventory_file, 'failback')

@@ -1,6 +1,6 @@
 """playbooks/status.yml prints the runbook's status tables for the deployed cluster."""
 
-from conftest import run_playbook
+from conftest import lab_host, run_playbook
 
 
 def test_status_playbook_shows_every_member_and_a_healthy_cluster(ansible_runner, etcd_names):
@@ -10,3 +10,18 @@ def test_status_playbook_shows_every_member_and_a_healthy_cluster(ansible_runner
         assert name in out, out
     assert 'IS LEADER' in out and 'RAFT INDEX' in out, out
     assert 'healthy true, quorum true (3/3 voting members healthy, 2 needed)' in out, out
+
+
+def test_status_playbook_shows_a_paused_refresh_timer_and_the_emergency_node(ansible_runner):
+    emergency = lab_host('etcd-single')
+    rc, out = run_playbook(ansible_runner.inventory_file, 'status')
+    assert rc == 0, out[-3000:]
+    assert 'emergency node etcd-single: standby' in out and 'refresh timer: running' in out, out[-3000:]
+    assert 'deployment lock: free' in out, out[-3000:]
+    assert emergency.run('systemctl stop etcd-emergency-refresh.timer').rc == 0
+    try:
+        rc, out = run_playbook(ansible_runner.inventory_file, 'status')
+    finally:
+        emergency.run('systemctl start etcd-emergency-refresh.timer')
+    assert rc == 0, out[-3000:]
+    assert 'refresh timer: PAUSED with no failover active: the node grows staler' in out, out[-3000:]
