@@ -19,6 +19,8 @@ description:
   - Records are small text files the roles keep (the side the etcd front serves, the hosts drained); a missing one
     reads as null.
   - Units are described by C(systemctl show); a unit that is not installed has C(LoadState=not-found).
+  - With O(addresses), the host's own IP addresses too (C(ip -o addr show)), for an allow-list that must admit the
+    host itself whether or not its facts were gathered.
   - Read-only.
 author:
   - gatewayops maintainers (@gatewayops)
@@ -41,6 +43,10 @@ options:
     type: list
     elements: str
     default: []
+  addresses:
+    description: List the host's own IP addresses (needs C(ip), from iproute2).
+    type: bool
+    default: false
 seealso:
   - module: ansible.builtin.stat
   - module: ansible.builtin.slurp
@@ -83,6 +89,15 @@ units:
   type: dict
   sample: {"nginx": {"LoadState": "loaded", "ActiveState": "active", "SubState": "running",
                      "UnitFileState": "enabled"}}
+addresses:
+  description:
+    - With O(addresses), each IP address of the host - C(address) (without prefix length), C(family) (V(inet) or
+      V(inet6)), C(scope) (V(global), V(link), V(host), as C(ip) says) and C(interface). Empty otherwise.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"address": "127.0.0.1", "family": "inet", "scope": "host", "interface": "lo"},
+           {"address": "10.0.0.40", "family": "inet", "scope": "global", "interface": "eth0"}]
 """
 
 import errno
@@ -150,12 +165,35 @@ def describe_units(module, names):
     return described
 
 
+def parse_addresses(text):
+    """The addresses of ``ip -o addr show`` output: one line per address, ``N: IFACE FAMILY ADDR/LEN ... scope S``."""
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 4 or words[2] not in ('inet', 'inet6'):
+            continue
+        scope = words[words.index('scope') + 1] if 'scope' in words[:-1] else ''
+        # A veth's name is shown as eth0@if12 by some versions of ip.
+        found.append(dict(address=words[3].split('/', 1)[0], family=words[2], scope=scope,
+                          interface=words[1].split('@', 1)[0]))
+    return found
+
+
+def list_addresses(module):
+    ip = module.get_bin_path('ip', required=True)
+    rc, out, err = module.run_command([ip, '-o', 'addr', 'show'])
+    if rc != 0:
+        raise ModuleFailure('ip -o addr show failed (rc=%d): %s. Nothing was changed.' % (rc, (err or out).strip()))
+    return parse_addresses(out)
+
+
 def read_state(module):
     p = module.params
     module.exit_json(changed=False,
                      paths=dict((path, look_at(path)) for path in p['paths']),
                      records=dict((path, read_record(path)) for path in p['records']),
-                     units=describe_units(module, p['units']))
+                     units=describe_units(module, p['units']),
+                     addresses=list_addresses(module) if p['addresses'] else [])
 
 
 def main():
@@ -164,6 +202,7 @@ def main():
             paths=dict(type='list', elements='path', default=[]),
             records=dict(type='list', elements='path', default=[]),
             units=dict(type='list', elements='str', default=[]),
+            addresses=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )

@@ -281,6 +281,29 @@ def test_the_front_serves_the_cluster(gateway, front_url, members):
     assert value == b'through-the-front'
 
 
+def status_through_the_front(client, gateway):
+    """From the lab host ``client``: POST /v3/maintenance/status to the front -> (curl's exit code, the answer)."""
+    address = gateway.run('hostname -I').stdout.split()[0]
+    done = client.run("curl -sS -m 5 -X POST -d '{}' http://%s:2379/v3/maintenance/status" % address)
+    return done.rc, done.stdout + done.stderr
+
+
+def test_the_front_admits_the_stack_and_no_one_else(gateway, members):
+    """The front's allow-list: an APISIX node gets etcd's answer; etcd04 (a spare, in no group the front admits by
+    default) gets its connection closed by nginx before it reaches etcd, and the front logs it denied (403)."""
+    rc, answer = status_through_the_front(lab_host('apisix01'), gateway)
+    assert rc == 0, answer
+    assert int(json.loads(answer)['header']['cluster_id']) == int(endpoint_status(members[0])['header']['cluster_id'])
+    spare = lab_host('etcd04')
+    rc, answer = status_through_the_front(spare, gateway)
+    # curl: 52 the server closed the connection with no answer, 56 it was reset.
+    assert rc in (52, 56), (rc, answer)
+    assert 'cluster_id' not in answer
+    spare_address = spare.run('hostname -I').stdout.split()[0]
+    denied = gateway.run('grep -c "^%s .* 403 " /var/log/nginx/etcd-front.log' % re.escape(spare_address)).stdout
+    assert int(denied or 0) >= 1, gateway.run('tail -5 /var/log/nginx/etcd-front.log').stdout
+
+
 def test_the_front_switches_to_the_emergency_node_and_back(ansible_runner, gateway, front_url, members, emergency):
     emergency_id = int(endpoint_status(emergency)['header']['cluster_id'])
     cluster_id = int(endpoint_status(members[0])['header']['cluster_id'])
@@ -306,11 +329,40 @@ def test_the_front_switches_to_the_emergency_node_and_back(ansible_runner, gatew
     assert wait_for(lambda: front_cluster_id(front_url) == cluster_id, timeout=20)
 
 
+def test_a_reload_left_undone_is_done_by_the_next_run(ansible_runner, gateway, front_url, members, emergency):
+    """A switch that dies after writing nginx.conf and the side but before nginx reloaded (here: the reload fails)
+    leaves the new side recorded; the next run of the main entry point (site.yml) keeps it and reloads."""
+    emergency_id = int(endpoint_status(emergency)['header']['cluster_id'])
+    cluster_id = int(endpoint_status(members[0])['header']['cluster_id'])
+    drop_in = '/etc/systemd/system/nginx.service.d/reload-fails.conf'
+    gateway.run("mkdir -p %s && printf '[Service]\\nExecReload=\\nExecReload=/bin/false\\n' > %s && systemctl daemon-reload"
+                % (os.path.dirname(drop_in), drop_in))
+    try:
+        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'front.yml'),
+                               'nginx_upstream_etcd_active=emergency')
+        assert rc != 0 and 'systemctl reload nginx failed' in out, out[-3000:]
+        assert gateway.file(ACTIVE).content_string.strip() == 'emergency'
+        assert front_cluster_id(front_url) == cluster_id
+        gateway.run('rm -f %s && systemctl daemon-reload' % drop_in)
+
+        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'front.yml'), 'front_entry_point=main')
+        assert rc == 0, out
+        assert re.search(r'Reload nginx gracefully.*\n(changed|ok): \[gw01\]', out), out[-3000:]
+        assert gateway.file(ACTIVE).content_string.strip() == 'emergency'
+        assert wait_for(lambda: front_cluster_id(front_url) == emergency_id, timeout=20)
+    finally:
+        gateway.run('rm -f %s && systemctl daemon-reload' % drop_in)
+        rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'front.yml'), 'nginx_upstream_etcd_active=cluster')
+    assert rc == 0, out
+    assert wait_for(lambda: front_cluster_id(front_url) == cluster_id, timeout=20)
+
+
 def test_a_broken_nginx_configuration_is_refused_and_the_front_keeps_working(ansible_runner, gateway, front_url,
                                                                              members):
     conf_before = gateway.file(NGINX_CONF).sha256sum
+    # Past the role's checks, refused by `nginx -t` only.
     rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'front.yml'),
-                           'nginx_upstream_etcd_active=emergency', 'nginx_upstream_etcd_listen=99999')
+                           'nginx_upstream_etcd_active=emergency', 'nginx_upstream_etcd_proxy_timeout=banana')
     assert rc != 0
     assert 'failed to validate' in out or 'nginx: configuration file' in out, out[-3000:]
     assert gateway.file(NGINX_CONF).sha256sum == conf_before
@@ -346,6 +398,22 @@ def test_bad_emergency_settings_are_refused_and_change_nothing(ansible_runner, e
     assert 'Nothing was changed.' in flat, out[-3000:]
     assert message in flat, out[-3000:]
     assert [emergency.host.file(f).sha256sum for f in files] == before
+
+
+@pytest.mark.parametrize('setting, message', [
+    ('{"nginx_upstream_etcd_allow_extra": ["10.0.0.5/24", "admin.example"]}', 'not 10.0.0.5/24, admin.example'),
+    ('{"nginx_upstream_etcd_allow": ["10.0.0.300"]}', 'not 10.0.0.300'),
+    ('nginx_upstream_etcd_listen=99999', "nginx_upstream_etcd_listen must be a port or ADDRESS:PORT"),
+    ('nginx_upstream_etcd_listen=gw01:2379', "nginx_upstream_etcd_listen must be a port or ADDRESS:PORT"),
+])
+def test_a_bad_front_listen_or_allow_list_is_refused(ansible_runner, gateway, setting, message):
+    before = gateway.file(NGINX_CONF).sha256sum
+    rc, out = run_playbook(ansible_runner.inventory_file, os.path.join(PLAYBOOKS, 'front.yml'),
+                           'front_entry_point=main', setting)
+    assert rc != 0
+    flat = re.sub(r'\s+', ' ', out)
+    assert message in flat and 'Nothing was changed.' in flat, out[-3000:]
+    assert gateway.file(NGINX_CONF).sha256sum == before
 
 
 def test_a_bad_front_side_is_refused(ansible_runner, gateway):

@@ -74,3 +74,37 @@ def test_a_failing_systemctl_fails_clearly(run_module, monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, required=False: '/bin/' + name)
     res, failed = run_module(host_state_info, dict(units=['nginx']))
     assert failed and res['msg'] == 'systemctl show nginx failed (rc=1): Failed to connect to bus. Nothing was changed.'
+
+
+IP_ADDR = (
+    '1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n'
+    '1: lo    inet6 ::1/128 scope host noprefixroute \\       valid_lft forever preferred_lft forever\n'
+    '885: eth0@if886    inet 10.250.80.40/24 brd 10.250.80.255 scope global eth0\\       valid_lft forever\n'
+    '885: eth0@if886    inet6 fe80::42:aff:fefa:5028/64 scope link \\       valid_lft forever preferred_lft forever\n')
+
+
+def test_the_hosts_addresses_only_when_asked(run_module, monkeypatch):
+    calls = []
+
+    def run_command(self, argv, **kwargs):
+        calls.append(argv)
+        return 0, IP_ADDR, ''
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', run_command)
+    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, required=False: '/bin/' + name)
+    res, failed = run_module(host_state_info, dict(addresses=True))
+    assert not failed, res
+    assert calls == [['/bin/ip', '-o', 'addr', 'show']]
+    assert res['addresses'] == [
+        dict(address='127.0.0.1', family='inet', scope='host', interface='lo'),
+        dict(address='::1', family='inet6', scope='host', interface='lo'),
+        dict(address='10.250.80.40', family='inet', scope='global', interface='eth0'),
+        dict(address='fe80::42:aff:fefa:5028', family='inet6', scope='link', interface='eth0')]
+    res, failed = run_module(host_state_info, {})
+    assert not failed and res['addresses'] == [] and len(calls) == 1
+
+
+def test_a_failing_ip_fails_clearly(run_module, monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, argv, **k: (255, '', 'Cannot open netlink socket'))
+    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, required=False: '/bin/' + name)
+    res, failed = run_module(host_state_info, dict(addresses=True))
+    assert failed and res['msg'] == 'ip -o addr show failed (rc=255): Cannot open netlink socket. Nothing was changed.'
