@@ -185,11 +185,15 @@ def wait_for(check, timeout=30.0, interval=0.5):
 
 def start_playbook(inventory, playbook, *extra, options=()):
     """ansible-playbook on the lab, started: PLAYBOOK is a path, or NAME for the collection's
-    gatewayops.apisix_ha.NAME; each EXTRA is one -e; OPTIONS go on the command line as they are. -> the Popen (its
+    gatewayops.apisix_ha.NAME; each EXTRA is one -e (after the scenario's GATEWAYOPS_TEST_EXTRA_VARS file, when
+    set); OPTIONS go on the command line as they are. -> the Popen (its
     own session, so that a test can kill the run as a whole), output without colours on stdout."""
     if not playbook.endswith('.yml'):
         playbook = 'gatewayops.apisix_ha.' + playbook
     cmd = ['ansible-playbook', '-i', inventory, playbook] + list(options)
+    # A scenario's own settings, as an operator keeps them in group_vars (molecule.yml verifier env).
+    if os.environ.get('GATEWAYOPS_TEST_EXTRA_VARS'):
+        cmd += ['-e', '@' + os.environ['GATEWAYOPS_TEST_EXTRA_VARS']]
     for e in extra:
         cmd += ['-e', e]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,

@@ -431,4 +431,7 @@ def main(argv=None, run=None, ops=None, sleep=time.sleep, clock=time.monotonic):
 
 
 if __name__ == '__main__':
+    # Snapshots and restored data hold every key: private from birth, however the program is started (its unit,
+    # failover.yml, an operator).
+    os.umask(0o077)
     sys.exit(main())

@@ -151,22 +151,15 @@ def test_the_passwords_are_never_logged(ansible_runner):
     """The cluster's playbook run verbose and with --diff, as an operator would, once with a change that rewrites the
     backup script (which holds the root password), once to put it back: neither password appears."""
     for change in (['etcd_cluster_backup_keep_days=8'], []):
-        rc, out = run_playbook(ansible_runner.inventory_file, 'etcd_cluster', *(auth_vars() + change),
-                               options=['-v', '--diff'])
+        rc, out = run_playbook(ansible_runner.inventory_file, 'etcd_cluster', *change, options=['-v', '--diff'])
         assert rc == 0, out[-4000:]
         assert re.search(r'etcd01\s*:.*changed=[1-9]', out.rsplit('PLAY RECAP', maxsplit=1)[-1]), out[-3000:]
         assert ROOT_PASSWORD not in out and APISIX_PASSWORD not in out
 
 
-def auth_vars():
-    return ['etcd_cluster_auth=true', 'etcd_cluster_root_password=' + ROOT_PASSWORD,
-            'etcd_cluster_apisix_password=' + APISIX_PASSWORD]
-
-
 def test_the_switch_without_a_password_is_refused_and_changes_nothing(ansible_runner, members, etcd01):
     before = (members[0].etcdctl('user', 'list').stdout, etcd01.host.file(BACKUP_SCRIPT).sha256sum)
-    rc, out = run_playbook(ansible_runner.inventory_file, 'etcd_cluster',
-                           *(auth_vars()[:2] + ['etcd_cluster_apisix_password=']))
+    rc, out = run_playbook(ansible_runner.inventory_file, 'etcd_cluster', 'etcd_cluster_apisix_password=')
     assert rc != 0, out[-3000:]
     assert 'etcd_cluster_auth needs etcd_cluster_root_password and etcd_cluster_apisix_password' in out, out[-3000:]
     assert 'Nothing was changed' in out
