@@ -19,7 +19,10 @@ description:
   - The hashes of all members are computed at the same revision (the current revision read from one member),
     so equal data gives equal hashes. Where the JSON gateway does not route C(/v3/maintenance/hashkv)
     (etcd 3.4 and 3.5 before 3.5.10, where Hash and HashKV shared one URL) the whole-backend C(Hash) is used
-    instead and RV(hash_method) says so; that hash has no revision, so it only compares members at rest.
+    instead and RV(hash_method) says so; that hash has no revision, so it only compares members at rest. When those
+    hashes differ at one revision, the keys decide (RV(hash_method=kvdigest)) - each member's keyspace at that
+    revision, read from its own copy and digested here - since etcd 3.4 hashes users' passwords with a salt of
+    each member's own: with authentication on, whole backends never match.
   - With O(wait=true) it reads the cluster again (every O(wait_sleep) seconds) until the cluster meets
     O(wait_condition), and fails after O(wait_timeout) seconds naming the condition, what was still missing and
     the last RV(problems) seen (or every endpoint tried, when none answered). This replaces C(until)/C(retries)
@@ -287,7 +290,9 @@ alarms_error:
   returned: when the alarm request failed
   type: str
 hash_method:
-  description: C(hashkv) or, where the gateway lacks it, C(hash) (whole backend, no revision). Null when O(hashkv=false).
+  description:
+    - C(hashkv) or, where the gateway lacks it, C(hash) (whole backend, no revision); C(kvdigest) when the whole-backend
+      hashes differed at one revision and the keys themselves were compared. Null when O(hashkv=false).
   returned: always
   type: str
   sample: hashkv

@@ -25,7 +25,7 @@ RUNS = {
     'migrate_member': ['member=etcd03', 'new_host=etcd04'],
     'upgrade_etcd': [],
     'failover': ['force=true'],
-    'rolling_update': ['source=' + PLUGINS, 'rolling_update_observe_seconds=1', 'apisix_node_health_path=/lab/health',
+    'rolling_update': ['source=' + PLUGINS, 'rolling_update_observe_seconds=1',
                        json.dumps({'apisix_node_custom_plugins': ['gatewayops-tag']})],
 }
 

@@ -133,3 +133,47 @@ def test_hash_fallback_never_compares_different_revisions(gateway, run_module, m
     assert result['hash_attempts'] == view.HASH_ATTEMPTS
     assert result['hashkv_consistent'] is False
     assert any('different revisions' in p for p in result['problems'])
+
+
+def _range_of(gateway, value=None):
+    """The recorded range answer of two keys under /apisix/routes; with ``value``, the second one changed."""
+    import base64
+    import json
+    body = gateway.answer('range_prefix')
+    if value is not None:
+        body['kvs'][1]['value'] = base64.b64encode(value.encode()).decode()
+    return (200, json.dumps(body))
+
+
+def test_different_whole_backend_hashes_at_one_revision_are_decided_by_the_keys(gateway, run_module, monkeypatch):
+    # etcd 3.4 with authentication on: each member salted the users' passwords itself, so the backends differ.
+    monkeypatch.setattr(view.time, 'sleep', lambda s: None)
+    healthy_cluster(gateway)
+    _no_hashkv(gateway)
+    for ep, name in ((M1, 'hash_m1'), (M2, 'hash_m2'), (M3, 'hash_m3')):
+        body = _hash_at(gateway, name, 7)
+        gateway.route(ep, '/v3/maintenance/hash', (200, body[1].replace(str(gateway.answer(name)['hash']),
+                                                                        str(ep[-4:]))))
+        gateway.route(ep, '/v3/kv/range', _range_of(gateway))
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1]))
+    assert not failed, result
+    assert result['hash_method'] == 'kvdigest' and result['hash_revision'] == 7
+    assert result['hashkv_consistent'] is True, result['problems']
+    ranges = gateway.paths('/v3/kv/range')
+    assert sorted(c['endpoint'] for c in ranges) == sorted([M1, M2, M3])
+    assert all(c['body'].get('serializable') is True and c['body'].get('revision') == '7' for c in ranges)
+
+
+def test_different_keys_at_one_revision_stay_inconsistent(gateway, run_module, monkeypatch):
+    monkeypatch.setattr(view.time, 'sleep', lambda s: None)
+    healthy_cluster(gateway)
+    _no_hashkv(gateway)
+    for ep, name in ((M1, 'hash_m1'), (M2, 'hash_m2'), (M3, 'hash_m3')):
+        body = _hash_at(gateway, name, 7)
+        gateway.route(ep, '/v3/maintenance/hash', (200, body[1].replace(str(gateway.answer(name)['hash']),
+                                                                        str(ep[-4:]))))
+        gateway.route(ep, '/v3/kv/range', _range_of(gateway, '{"uri":"/z"}' if ep == M3 else None))
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1]))
+    assert not failed, result
+    assert result['hash_method'] == 'kvdigest' and result['hashkv_consistent'] is False
+    assert any(p.startswith('members have different hashes') for p in result['problems'])
