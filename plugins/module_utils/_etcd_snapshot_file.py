@@ -4,7 +4,7 @@
 #
 # Internal to gatewayops.apisix_ha (hence the leading underscore): not a public API; it may change in any
 # release without notice. Other collections must not import it.
-"""etcd snapshot files: integrity checks and etcdutl/etcdctl invocation.
+"""etcd snapshot files: integrity checks, origin (the membership inside), etcdutl/etcdctl invocation.
 
 Runs on the managed hosts: standard library only (and _file_tx, installed beside it).
 
@@ -14,6 +14,11 @@ of 512), so a saved snapshot's size is 32 bytes past a 512-byte boundary. ``snap
 (etcdctl 3.4, etcdutl 3.5+) uses exactly that test to decide whether a hash trailer is present, and
 refuses a file without one unless ``--skip-hash-check`` is given. :func:`check_snapshot` does the same
 checks before any tool runs, plus a look at the bbolt meta page so a foreign file is called foreign.
+
+A snapshot also says where it comes from: etcd's backend keeps the cluster membership in its bucket ``members``
+(key: member ID in hex, value: the member as JSON, with name and peerURLs; etcd 3.4 and 3.5 alike).
+:func:`read_members` reads it with a small bbolt reader, and :func:`check_origin` refuses a snapshot none of
+whose members is one of the cluster it is meant for.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -104,6 +109,22 @@ class SnapshotHashMismatchError(SnapshotIntegrityError):
         super(SnapshotHashMismatchError, self).__init__(message, path=path)
         self.expected = expected
         self.actual = actual
+
+
+class SnapshotLayoutError(SnapshotIntegrityError):
+    """The bbolt pages do not hold together (bad meta checksums, a page out of range, a loop, no members)."""
+
+    reason = 'layout'
+
+
+class SnapshotForeignOriginError(SnapshotError):
+    """An intact snapshot of another cluster: none of its members is an expected one (name and peer URL)."""
+
+    reason = 'foreign_origin'
+
+    def __init__(self, message, path=None, members=None):
+        super(SnapshotForeignOriginError, self).__init__(message, path=path)
+        self.members = members
 
 
 class SnapshotToolError(SnapshotError):
@@ -287,6 +308,203 @@ def check_snapshot(path):
         bolt_page_size=meta['page_size'],
         bolt_version=meta['version'],
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Origin: the membership a snapshot holds
+# ---------------------------------------------------------------------------------------------------
+
+# bbolt (page.go, bucket.go, db.go): page flags; a leaf element's flag for a sub-bucket; branch and leaf elements
+# of 16 bytes right after the page header, each pointing (pos) at its key relative to itself.
+BOLT_BRANCH_PAGE_FLAG = 0x01
+BOLT_LEAF_PAGE_FLAG = 0x02
+BOLT_BUCKET_LEAF_FLAG = 0x01
+BOLT_ELEMENT_SIZE = 16
+# A bucket's value starts with its header: root page id (0: the bucket is inline, its page follows), sequence.
+BOLT_BUCKET_HEADER_SIZE = 16
+# meta: magic, version, pageSize, flags (u32), root bucket header (2 x u64), freelist, pgid, txid, checksum (u64);
+# the checksum is FNV-1a 64 of the 56 bytes before it.
+BOLT_META_FORMAT = 'IIIIQQQQQQ'
+BOLT_META_CHECKSUMMED = 56
+BOLT_VERSION = 2
+# A B+tree over a few GB is a handful of levels deep; more is a loop in a damaged file.
+BOLT_MAX_DEPTH = 32
+ETCD_MEMBERS_BUCKET = b'members'
+
+
+def _fnv1a_64(data):
+    value = 0xcbf29ce484222325
+    for byte in bytearray(data):
+        value = ((value ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return value
+
+
+class BoltReader(object):
+    """Reads buckets of a bbolt file the way bbolt does: the valid meta page with the highest txid gives the root
+    bucket; branch pages lead to leaf pages; a page may run on over ``overflow`` more pages; a small bucket lives
+    inline in its parent's value. Read-only, page by page (a snapshot may be large; the members are a few keys)."""
+
+    def __init__(self, fh, size, path=None):
+        self.fh = fh
+        self.path = path
+        meta = read_bolt_meta(fh, size)
+        if meta is None:
+            raise SnapshotForeignError('%s is not a bbolt database (no meta page)' % path, path)
+        self.order = '<' if meta['byte_order'] == 'little' else '>'
+        self.page_size = meta['page_size']
+        # A saved snapshot ends with its sha256 trailer, never part of a page.
+        self.size = size - size % self.page_size
+        metas = [m for m in (self._meta(0), self._meta(1)) if m is not None]
+        if not metas:
+            raise SnapshotLayoutError('%s has no valid bbolt meta page (magic, version or checksum wrong)' % path,
+                                      path)
+        current = max(metas, key=lambda m: m['txid'])
+        self.root = current['root']
+        self.high_water = current['pgid']
+
+    def _layout_error(self, what):
+        return SnapshotLayoutError('%s: unreadable bbolt layout (%s)' % (self.path, what), self.path)
+
+    def _meta(self, pgid):
+        raw = _read_at(self.fh, pgid * self.page_size, BOLT_PAGE_HEADER_SIZE + struct.calcsize(BOLT_META_FORMAT))
+        if len(raw) < BOLT_PAGE_HEADER_SIZE + struct.calcsize(BOLT_META_FORMAT):
+            return None
+        flags = struct.unpack_from(self.order + 'H', raw, 8)[0]
+        (magic, version, _page_size, _flags, root, _sequence, _freelist, high_water, txid,
+         checksum) = struct.unpack_from(self.order + BOLT_META_FORMAT, raw, BOLT_PAGE_HEADER_SIZE)
+        body = raw[BOLT_PAGE_HEADER_SIZE:BOLT_PAGE_HEADER_SIZE + BOLT_META_CHECKSUMMED]
+        if not flags & BOLT_META_PAGE_FLAG or magic != BOLT_MAGIC or version != BOLT_VERSION \
+                or checksum != _fnv1a_64(body):
+            return None
+        return dict(root=root, pgid=high_water, txid=txid)
+
+    def _page(self, pgid):
+        """The bytes of page ``pgid`` and its overflow pages."""
+        if not 2 <= pgid < self.high_water or (pgid + 1) * self.page_size > self.size:
+            raise self._layout_error('page %d is outside the file' % pgid)
+        head = _read_at(self.fh, pgid * self.page_size, BOLT_PAGE_HEADER_SIZE)
+        overflow = struct.unpack_from(self.order + 'I', head, 12)[0]
+        length = (1 + overflow) * self.page_size
+        if pgid * self.page_size + length > self.size:
+            raise self._layout_error('page %d runs past the end of the file' % pgid)
+        return _read_at(self.fh, pgid * self.page_size, length)
+
+    def _elements(self, buf, base, depth, out):
+        """Append (key, value, is_bucket) of the page at ``buf[base:]`` to ``out``, in key order."""
+        if depth > BOLT_MAX_DEPTH:
+            raise self._layout_error('more than %d levels of branch pages' % BOLT_MAX_DEPTH)
+        flags, count = struct.unpack_from(self.order + 'HH', buf, base + 8)
+        if base + BOLT_PAGE_HEADER_SIZE + count * BOLT_ELEMENT_SIZE > len(buf):
+            raise self._layout_error('a page of %d elements does not fit its %d bytes' % (count, len(buf) - base))
+        for index in range(count):
+            at = base + BOLT_PAGE_HEADER_SIZE + index * BOLT_ELEMENT_SIZE
+            if flags & BOLT_BRANCH_PAGE_FLAG:
+                child = struct.unpack_from(self.order + 'Q', buf, at + 8)[0]
+                self._elements(self._page(child), 0, depth + 1, out)
+            elif flags & BOLT_LEAF_PAGE_FLAG:
+                element_flags, pos, key_size, value_size = struct.unpack_from(self.order + 'IIII', buf, at)
+                end = at + pos + key_size + value_size
+                if end > len(buf):
+                    raise self._layout_error('an element runs past its page')
+                out.append((bytes(buf[at + pos:at + pos + key_size]), bytes(buf[at + pos + key_size:end]),
+                            bool(element_flags & BOLT_BUCKET_LEAF_FLAG)))
+            else:
+                raise self._layout_error('a page with flags 0x%02x where a branch or leaf page belongs' % flags)
+        return out
+
+    def items(self, bucket=None):
+        """[(key, value, is_bucket)] of the root bucket, or of the sub-bucket whose value is ``bucket``."""
+        if bucket is None:
+            return self._elements(self._page(self.root), 0, 0, [])
+        if len(bucket) < BOLT_BUCKET_HEADER_SIZE:
+            raise self._layout_error('a bucket value of %d bytes' % len(bucket))
+        root = struct.unpack_from(self.order + 'Q', bucket, 0)[0]
+        if root == 0:
+            return self._elements(bucket, BOLT_BUCKET_HEADER_SIZE, 0, [])
+        return self._elements(self._page(root), 0, 0, [])
+
+    def bucket(self, name, parent=None):
+        """The value (header) of the sub-bucket ``name`` of the root bucket (or of ``parent``), or None."""
+        for key, value, is_bucket in self.items(parent):
+            if is_bucket and key == name:
+                return value
+        return None
+
+
+def read_members(path):
+    """The membership recorded in a snapshot (or a member's db): [{id (16 hex digits), name, peer_urls}], sorted by
+    name. A member added but never started has an empty name. Raises SnapshotLayoutError when there is none."""
+    try:
+        fh = open(path, 'rb')
+    except (IOError, OSError) as exc:
+        raise SnapshotMissingError('snapshot %s cannot be opened (%s)' % (path, exc.strerror or exc), path)
+    with fh:
+        try:
+            reader = BoltReader(fh, os.fstat(fh.fileno()).st_size, path)
+            bucket = reader.bucket(ETCD_MEMBERS_BUCKET)
+            entries = reader.items(bucket) if bucket is not None else None
+        except struct.error:
+            raise SnapshotLayoutError('%s: unreadable bbolt layout (a page shorter than its header)' % path, path)
+        if entries is None:
+            raise SnapshotLayoutError('%s holds no etcd membership (no bucket "members")' % path, path)
+        members = []
+        for key, value, is_bucket in entries:
+            if is_bucket:
+                continue
+            try:
+                doc = json.loads(value.decode('utf-8'))
+                member_id = int(doc['id']) if 'id' in doc else int(key.decode('ascii'), 16)
+            except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+                raise SnapshotLayoutError('%s: member %r of the bucket "members" is not readable' % (path, key), path)
+            members.append(dict(id='%016x' % member_id, name=doc.get('name') or '',
+                                peer_urls=sorted(doc.get('peerURLs') or [])))
+    return sorted(members, key=lambda m: (m['name'], m['id']))
+
+
+def _url_key(url):
+    return url.strip().rstrip('/').lower()
+
+
+def expected_member_pairs(expected):
+    """[(name, peer URL)] from ``expected``: a list of {name, peer_urls (list) or peer_url} and/or "name=peerURL"
+    strings (a string may be a whole etcd initial-cluster, comma separated)."""
+    pairs = []
+    for item in expected or ():
+        if isinstance(item, dict):
+            name = (item.get('name') or '').strip()
+            urls = item.get('peer_urls') or ([item['peer_url']] if item.get('peer_url') else [])
+            if isinstance(urls, str):
+                urls = urls.split(',')
+            if not name or not [u for u in urls if u.strip()]:
+                raise SnapshotArgumentError('expected member %r needs a name and a peer URL' % (item,))
+            pairs.extend((name, url.strip()) for url in urls if url.strip())
+        else:
+            pairs.extend(parse_initial_cluster(item))
+    return pairs
+
+
+def describe_members(members):
+    """``etcd01 (http://10.0.0.1:2380), ...`` for messages; ``members`` as read_members() returns them."""
+    return ', '.join('%s (%s)' % (m['name'] or '(unstarted)', ', '.join(m['peer_urls']) or 'no peer URL')
+                     for m in members) or 'none'
+
+
+def check_origin(path, members, expected):
+    """Refuse a snapshot of another cluster: at least one of ``members`` (read_members()) must have the name and a
+    peer URL of one of ``expected`` (expected_member_pairs()). Name and URL together: a snapshot taken before one
+    member moved (migrate_member) still matches by the others, a throw-away etcd (default, http://localhost:2380)
+    or another deployment (other addresses) does not. -> the names that match; SnapshotForeignOriginError."""
+    wanted = set((name, _url_key(url)) for name, url in expected)
+    matched = sorted(set(m['name'] for m in members for url in m['peer_urls'] if (m['name'], _url_key(url)) in wanted))
+    if not matched:
+        by_name = {}
+        for name, url in expected:
+            by_name.setdefault(name, []).append(url)
+        raise SnapshotForeignOriginError(
+            'snapshot %s comes from another cluster: its members are %s; none has the name and peer URL of an '
+            'expected member (%s)' % (path, describe_members(members), ', '.join(
+                '%s (%s)' % (name, ', '.join(urls)) for name, urls in sorted(by_name.items()))), path, members)
+    return matched
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from the package the roles install beside their programs.
 - SnapshotWorkflow.save(): one probe per endpoint (the caller's: the module asks the JSON gateway, the host
   programs `etcdctl endpoint status`), the free-space check, `etcdctl snapshot save`; the first endpoint that
   answers gives the snapshot. A dead endpoint fails within --dial-timeout, so there is no second probe.
-- SnapshotWorkflow.verify(): the sha256 trailer (one read of the file) and, meanwhile, one `snapshot status`.
+- SnapshotWorkflow.verify(): the sha256 trailer (one read of the file) and, meanwhile, one `snapshot status`;
+  the origin (the members the file holds), checked against the expected members when given.
 - SnapshotWorkflow.restore_beside(): `snapshot restore` into a private staging dir beside the data dir (same
   filesystem), then the layout and the revision of the result are checked.
 - DataDirSwap: the renames that put the staged dir in place and keep the replaced one; its rollback() works
@@ -37,8 +38,12 @@ import threading
 
 from ._etcd_snapshot_file import (
     SnapshotError,
+    SnapshotForeignOriginError,
+    SnapshotIntegrityError,
+    check_origin,
     check_snapshot,
     parse_status,
+    read_members,
     restored_layout_ok,
     tool_environ_drop,
 )
@@ -191,10 +196,35 @@ class SnapshotWorkflow(object):
                                     path, rc=rc, stdout=out, stderr=err)
         return parse_status(out)
 
-    def verify(self, path, read_status=True):
-        """The checks `snapshot restore` makes (integrity trailer) and, unless ``read_status`` is false, one
-        `snapshot status`. -> integrity_ok, sha256, size (+ revision, total_keys, total_size, hash, tool).
-        Raises the SnapshotIntegrityError subclasses of _etcd_snapshot_file, or SnapshotStepError."""
+    def origin(self, path, expected=None, allow_foreign=False):
+        """Where the snapshot at ``path`` comes from: dict(members) read from the file and, with ``expected``
+        ((name, peer URL) pairs, expected_member_pairs()), matched: the expected names among its members. None
+        matching raises SnapshotForeignOriginError, unless ``allow_foreign`` (then matched is empty). Members that
+        cannot be read are reported as error, and refused when they were to be checked."""
+        try:
+            members = read_members(path)
+        except SnapshotIntegrityError as exc:
+            if expected and not allow_foreign:
+                raise SnapshotForeignOriginError('%s, so its origin cannot be checked' % exc, path)
+            return dict(members=None, error=str(exc))
+        origin = dict(members=members)
+        if expected:
+            try:
+                origin['matched'] = check_origin(path, members, expected)
+            except SnapshotForeignOriginError as exc:
+                if not allow_foreign:
+                    raise
+                origin['matched'] = []
+                self.log('%s: used all the same, as allowed' % exc)
+            else:
+                self.log('checked the origin of %s: its members include %s' % (path, ', '.join(origin['matched'])))
+        return origin
+
+    def verify(self, path, read_status=True, expected=None, allow_foreign=False):
+        """The checks `snapshot restore` makes (integrity trailer), the origin (see origin()) and, unless
+        ``read_status`` is false, one `snapshot status`. -> integrity_ok, sha256, size, origin (+ revision,
+        total_keys, total_size, hash, tool). Raises the SnapshotIntegrityError subclasses of _etcd_snapshot_file,
+        SnapshotForeignOriginError or SnapshotStepError."""
         # `snapshot status` (a bbolt consistency check and a walk of every key, the longest step) runs while the
         # file is hashed here: the two read the same file on two cores. Its answer counts only once the trailer
         # matched, so a broken file is still reported as such first.
@@ -205,7 +235,8 @@ class SnapshotWorkflow(object):
             if reader is not None:
                 reader.join()
         self.log('verified the sha256 integrity trailer of %s' % path)
-        result = dict(integrity_ok=True, sha256=info['sha256'], size=info['size'])
+        origin = self.origin(path, expected, allow_foreign)
+        result = dict(integrity_ok=True, sha256=info['sha256'], size=info['size'], origin=origin)
         if read_status:
             self.tools.require_offline(self.bin_dir)
             status = reader.result()

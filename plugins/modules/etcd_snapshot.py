@@ -20,6 +20,10 @@ description:
     512-byte boundary. Missing, empty, truncated (no trailer), corrupted (hash mismatch) and foreign (no
     bbolt meta page) files are refused with a message saying which.
   - O(state=verified) checks O(path) and reads its revision and key count with C(snapshot status -w json).
+  - Every snapshot verified or saved is described by its origin (RV(origin)) - the cluster membership its database
+    records (member names and peer URLs, read from the file itself) and, for O(state=saved), the cluster ID of the
+    endpoint it was taken from. With O(expected_members), O(state=verified) and O(state=restored) refuse a
+    snapshot of another cluster, changing nothing.
   - O(state=restored) verifies O(path), restores it into a new private directory beside O(data_dir) (same
     filesystem), proves the result (layout and revision), and only then renames it into place. An
     O(data_dir) that already holds a member (C(member/) exists) is left alone unless O(force=true), which
@@ -164,6 +168,25 @@ options:
         does not exist. Without it a missing directory is an error.
     type: bool
     default: false
+  expected_members:
+    description:
+      - The members of the cluster the snapshot is meant for, each a dict with C(name) and C(peer_urls) (a list) or
+        C(peer_url), or a string C(name=peer URL) as in etcd C(--initial-cluster) (a whole initial cluster, comma
+        separated, is read too).
+      - For O(state=verified) and O(state=restored), at least one member recorded in the snapshot must have the
+        name and a peer URL of one of them; otherwise the snapshot is refused as one of another cluster, and nothing
+        is changed. One is enough, so a snapshot taken before a member moved to another address still passes, while
+        one of a throw-away etcd (member C(default) at C(http://localhost:2380)) or of another deployment (other
+        addresses) does not.
+      - Not set, the origin is read and returned (RV(origin)) but not checked. Not used by O(state=saved).
+    type: list
+    elements: raw
+  allow_foreign_origin:
+    description:
+      - Use a snapshot that O(expected_members) refuses all the same, to restore another deployment's data on
+        purpose. RV(origin) still says whose members the snapshot holds (RV(origin.matched) is empty).
+    type: bool
+    default: false
   free_space_margin_mb:
     description:
       - For O(state=saved), MiB that must remain free in the directory of O(path) beyond the endpoint's database
@@ -223,6 +246,17 @@ EXAMPLES = r"""
 - name: Show what retention removed
   ansible.builtin.debug:
     var: backup.removed
+
+- name: Refuse a snapshot that does not come from this cluster (no member with one of these names and peer URLs)
+  gatewayops.apisix_ha.etcd_snapshot:
+    state: verified
+    path: /var/backups/etcd/apisix-20260301.db
+    expected_members:
+      - etcd01=http://10.250.77.11:2380
+      - etcd02=http://10.250.77.12:2380
+      - name: etcd03
+        peer_urls:
+          - http://10.250.77.13:2380
 
 - name: Seed a member's data dir from a snapshot, once (later runs report ok)
   gatewayops.apisix_ha.etcd_snapshot:
@@ -286,10 +320,57 @@ integrity_ok:
 integrity_error:
   description:
     - On failure only, why the file was refused; one of V(missing), V(empty), V(truncated), V(hash_mismatch),
-      V(foreign).
+      V(foreign), V(layout) (the bbolt pages do not hold together).
   returned: failure
   type: str
   sample: hash_mismatch
+error:
+  description:
+    - On failure only, for refusals other than the file's integrity; V(foreign_origin) when the snapshot comes
+      from another cluster than O(expected_members).
+  returned: failure
+  type: str
+  sample: foreign_origin
+origin:
+  description:
+    - Where the snapshot comes from.
+  returned: when a file was verified, and when a snapshot of another cluster was refused
+  type: dict
+  contains:
+    members:
+      description:
+        - The cluster membership recorded in the snapshot's database (bucket C(members)), sorted by name; a member
+          added but never started has an empty name. Null when it cannot be read (RV(origin.error) says why).
+      type: list
+      elements: dict
+      sample:
+        - id: 8e9e05c52164694d
+          name: etcd01
+          peer_urls:
+            - http://10.250.77.11:2380
+    matched:
+      description:
+        - The names of O(expected_members) found among RV(origin.members) (by name and peer URL). Only with
+          O(expected_members); empty when O(allow_foreign_origin=true) let a snapshot of another cluster through.
+      type: list
+      elements: str
+      returned: with O(expected_members)
+      sample: [etcd01, etcd02, etcd03]
+    cluster_id:
+      description: The cluster ID (16 hex digits) the endpoint reported when the snapshot was taken.
+      type: str
+      returned: O(state=saved), when a snapshot was taken
+      sample: 4c4191ac5e8a1a1f
+    endpoint:
+      description: The endpoint the snapshot was taken from.
+      type: str
+      returned: O(state=saved), when a snapshot was taken
+      sample: http://10.250.77.11:2379
+    error:
+      description: Why the membership could not be read (RV(origin.members) is then null).
+      type: str
+      returned: when the membership cannot be read
+      sample: "/var/backups/etcd/x.db holds no etcd membership (no bucket \"members\")"
 sha256:
   description: sha256 of the whole snapshot file (what C(sha256sum) prints).
   returned: when a file was verified
@@ -374,7 +455,7 @@ import shlex
 
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import EtcdError
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import EtcdError, format_id
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import EtcdModule
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._module_base import ModuleFailure
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_snapshot_file import (
@@ -385,6 +466,7 @@ from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_snapsho
     MIB,
     SnapshotArgumentError,
     SnapshotError,
+    SnapshotForeignOriginError,
     SnapshotIntegrityError,
     SnapshotSpaceError,
     SnapshotTools,
@@ -392,6 +474,7 @@ from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_snapsho
     check_member_arguments,
     check_snapshot,
     data_dir_state,
+    expected_member_pairs,
     plan_retention,
     publish,
     remove_files,
@@ -449,6 +532,10 @@ class EtcdSnapshot(object):
         """The ModuleFailure for an exception of the snapshot layer."""
         if isinstance(exc, SnapshotIntegrityError):
             return self.fail(to_native(exc) + suffix, integrity_ok=False, integrity_error=exc.reason)
+        if isinstance(exc, SnapshotForeignOriginError):
+            return self.fail('%s. Refused, nothing was changed; allow_foreign_origin: true uses it all the same (to '
+                             'restore another deployment on purpose)' % to_native(exc), error=exc.reason,
+                             origin=dict(members=exc.members))
         if isinstance(exc, SnapshotStepError):
             return self.fail(to_native(exc) + suffix, **exc.extra)
         if isinstance(exc, SnapshotError):
@@ -473,8 +560,15 @@ class EtcdSnapshot(object):
     def owner_text(self):
         return '%s:%s' % (self.params['owner'] or '-', self.params['group'] or '-')
 
-    def verify(self, path, read_status=True):
-        info = self.flow.verify(path, read_status)
+    def verify(self, path, read_status=True, check_origin=False):
+        """The workflow's verify; with ``check_origin``, against expected_members (when given)."""
+        expected = None
+        if check_origin and self.params['expected_members']:
+            try:
+                expected = expected_member_pairs(self.params['expected_members'])
+            except SnapshotArgumentError as exc:
+                raise self.fail('expected_members: %s. Nothing was changed.' % to_native(exc))
+        info = self.flow.verify(path, read_status, expected, self.params['allow_foreign_origin'])
         self.result.update(info)
         return info
 
@@ -485,7 +579,7 @@ class EtcdSnapshot(object):
 
     def state_verified(self):
         path = self.params['path']
-        info = self.verify(path, self.params['read_status'])
+        info = self.verify(path, self.params['read_status'], check_origin=True)
         if 'revision' in info:
             msg = 'snapshot %s is intact: revision %d, %d keys, sha256 %s' % (
                 path, info['revision'], info['total_keys'], info['sha256'])
@@ -503,8 +597,8 @@ class EtcdSnapshot(object):
             raise self.fail(to_native(exc))
         uid, gid = self.resolve_owner()
 
-        # The file first: nothing is written for a file that would not restore.
-        info = self.verify(path)
+        # The file first: nothing is written for a file that would not restore, or is another cluster's.
+        info = self.verify(path, check_origin=True)
         before_state = data_dir_state(data_dir)
         self.result['data_dir_state'] = before_state
         if before_state == DATA_DIR_NOT_A_DIR:
@@ -630,9 +724,9 @@ class EtcdSnapshot(object):
             connection = dict(ca_cert=p['ca_cert'], client_cert=p['client_cert'], client_key=p['client_key'],
                               validate_certs=p['validate_certs'], user=p['user'], timeout=p['timeout'])
             try:
-                endpoint, _probed = self.flow.save(tmp, p['endpoints'], connection,
-                                                   password=p['password'] if p['user'] else None,
-                                                   probe=self.probe, space_check=self.check_space)
+                endpoint, probed = self.flow.save(tmp, p['endpoints'], connection,
+                                                  password=p['password'] if p['user'] else None,
+                                                  probe=self.probe, space_check=self.check_space)
             except SnapshotStepError as exc:
                 raise self.failure(exc)
             self.result['endpoint'] = endpoint
@@ -643,6 +737,7 @@ class EtcdSnapshot(object):
                 failure.msg = 'the snapshot taken from %s failed verification, %s was not written: %s' % (
                     endpoint, path, failure.msg)
                 raise failure
+            info['origin'].update(cluster_id=probed.get('cluster_id'), endpoint=endpoint)
             if uid != -1 or gid != -1:
                 self.act(None, 'changed ownership of %s to %s' % (tmp, self.owner_text()), os.lchown, tmp, uid, gid)
             self.act(None, 'renamed %s to %s' % (tmp, path), publish, tmp, path)
@@ -650,8 +745,8 @@ class EtcdSnapshot(object):
             self.ops.rmtree(work)
         # Only now, with the new snapshot verified and in place, may older ones go.
         removed = self.apply_retention(path, dest_dir)
-        self.finish('saved a snapshot from %s to %s: revision %d, %d keys, sha256 %s%s' % (
-            endpoint, path, info['revision'], info['total_keys'], info['sha256'],
+        self.finish('saved a snapshot from %s (cluster %s) to %s: revision %d, %d keys, sha256 %s%s' % (
+            endpoint, info['origin']['cluster_id'], path, info['revision'], info['total_keys'], info['sha256'],
             ('; removed %d older snapshots' % len(removed)) if removed else ''),
             before, dict(path=path, state='present', sha256=info['sha256'], revision=info['revision'],
                          endpoint=endpoint, removed=removed))
@@ -659,9 +754,11 @@ class EtcdSnapshot(object):
     # -- saved: the probe, free space and retention ------------------------------------------------
 
     def probe(self, endpoint):
-        """The one question asked before a save: the database size in the endpoint's maintenance status."""
+        """The one question asked before a save: the database size and the cluster ID in the endpoint's
+        maintenance status."""
         try:
-            return dict(db_size=self.module.make_client(endpoints=[endpoint]).status(endpoint)['db_size'])
+            status = self.module.make_client(endpoints=[endpoint]).status(endpoint)
+            return dict(db_size=status['db_size'], cluster_id=format_id(status['header']['cluster_id']))
         except EtcdError as exc:
             raise ProbeFailed(to_native(exc), 'maintenance status failed')
 
@@ -769,6 +866,8 @@ def main():
         retention_pattern=dict(type='str'),
         free_space_margin_mb=dict(type='int', default=64),
         create_directory=dict(type='bool', default=False),
+        expected_members=dict(type='list', elements='raw'),
+        allow_foreign_origin=dict(type='bool', default=False),
     )
     module = EtcdModule(
         argument_spec=argument_spec,

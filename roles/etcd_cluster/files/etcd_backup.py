@@ -8,7 +8,8 @@ renders the JSON config and installs the collection's snapshot workflow (plugins
 as the package gatewayops_snapshot in the config's lib_dir.
 
 Saves a snapshot from the first endpoint that answers into a private temporary dir of the backup directory,
-verifies it (sha256 integrity trailer and `snapshot status`), renames it to etcd-<UTC stamp>.db, and only then
+verifies it (sha256 integrity trailer and `snapshot status`), renames it to etcd-<UTC stamp>.db (its origin - the
+cluster ID the endpoint reported, the members the file holds - goes to the journal), and only then
 removes the older etcd-*.db files the retention does not keep. A failed backup exits non-zero and removes nothing;
 what a killed run left (temporary dirs) is removed by the next one.
 """
@@ -64,15 +65,19 @@ def backup(config, sf, wf, run, ops):
     work = ops.mkdtemp(TMP_PREFIX, directory)
     tmp = os.path.join(work, os.path.basename(path))
     try:
-        endpoint, _probed = flow.save(tmp, config['endpoints'], connection, password=config['password'],
-                                      probe=flow.etcdctl_probe(connection, config['password']),
-                                      space_check=space_check)
+        endpoint, probed = flow.save(tmp, config['endpoints'], connection, password=config['password'],
+                                     probe=flow.etcdctl_probe(connection, config['password']),
+                                     space_check=space_check)
         info = flow.verify(tmp)
         sf.publish(tmp, path)
     finally:
         ops.rmtree(work)
-    print('saved %s from %s: revision %d, %d keys, %d bytes, sha256 %s'
-          % (path, endpoint, info['revision'], info['total_keys'], info['size'], info['sha256']))
+    # The origin, in the journal: the cluster the endpoint answered for and the members the file holds.
+    cluster_id = probed.get('cluster_id')
+    print('saved %s from %s (cluster %s, members %s): revision %d, %d keys, %d bytes, sha256 %s'
+          % (path, endpoint, '%016x' % cluster_id if cluster_id is not None else 'unknown',
+             sf.describe_members(info['origin']['members'] or []),
+             info['revision'], info['total_keys'], info['size'], info['sha256']))
     _kept, old = sf.plan_retention(directory, PATTERN, keep_newest=config['keep_newest'],
                                    keep_days=config['keep_days'], keep=[path])
     removed, errors = sf.remove_files(old)

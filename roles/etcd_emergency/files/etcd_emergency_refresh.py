@@ -12,7 +12,9 @@ in the config's lib_dir.
 2. Finish what a killed earlier run left (the swap journal): complete it when the new data is in place and
    served, else roll it back; remove staging dirs and temporary snapshots nothing refers to.
 3. Take a snapshot from the first answering source endpoint into a private temporary dir (--from-file: use
-   that file), verify it (integrity trailer, `snapshot status`) and restore it beside the live data dir.
+   that file), verify it (integrity trailer, `snapshot status`, its origin: at least one of its members must be
+   one of the config's cluster_members by name and peer URL, unless --allow-foreign-origin) and restore it beside
+   the live data dir. A snapshot of another cluster changes nothing: the data served and the kept snapshot stay.
 4. Journal the swap, stop etcd, keep the live data as <data_dir>.previous (one generation), rename the restored
    dir in, record it in state.json, start etcd and check it serves the snapshot's revision. On failure the
    previous data is put back, state.json names it again, and etcd is started on it.
@@ -41,7 +43,7 @@ import time
 DEFAULT_CONFIG = '/etc/etcd-emergency/refresh.json'
 # What state.json says about the data served; the swap journal keeps the values of both generations.
 SERVED_KEYS = ('revision', 'total_keys', 'snapshot_taken_at', 'snapshot_taken_epoch', 'sha256', 'source_endpoint',
-               'source_cluster_id', 'refreshed_at')
+               'source_cluster_id', 'source_members', 'refreshed_at')
 
 
 def load_workflow(lib_dir):
@@ -71,8 +73,12 @@ def utc_iso(moment):
 
 class Refresh(object):
 
-    def __init__(self, config, snapfile, workflow, run, ops, sleep=time.sleep, clock=time.monotonic):
+    def __init__(self, config, snapfile, workflow, run, ops, sleep=time.sleep, clock=time.monotonic,
+                 allow_foreign_origin=False):
         self.config = config
+        # The cluster the snapshots must come from (name=peer URL); none configured, the origin is not checked.
+        self.cluster_members = snapfile.expected_member_pairs(config.get('cluster_members'))
+        self.allow_foreign_origin = allow_foreign_origin
         self.sf = snapfile
         self.wf = workflow
         self.run = run
@@ -222,19 +228,25 @@ class Refresh(object):
             else:
                 path, endpoint, cluster_id, taken_at = self.take(snapshot_dir, endpoints)
             try:
-                info = self.flow.verify(path)
+                info = self.flow.verify(path, expected=self.cluster_members, allow_foreign=self.allow_foreign_origin)
+            except self.sf.SnapshotForeignOriginError as exc:
+                raise RefreshError('refused the snapshot from %s: %s. Nothing was changed: the node serves its data '
+                                   'and keeps its snapshot (--allow-foreign-origin restores it all the same)'
+                                   % (endpoint, exc))
             except self.sf.SnapshotError as exc:
                 raise RefreshError('the snapshot from %s failed verification, nothing was changed: %s'
                                    % (endpoint, exc))
-            log('snapshot from %s verified: revision %d, %d keys, sha256 %s'
-                % (endpoint, info['revision'], info['total_keys'], info['sha256']))
+            log('snapshot from %s verified: revision %d, %d keys, sha256 %s, members %s%s'
+                % (endpoint, info['revision'], info['total_keys'], info['sha256'],
+                   self.sf.describe_members(info['origin']['members'] or []),
+                   '' if self.cluster_members else ' (origin not checked: the config names no cluster_members)'))
             if only_newer and info['revision'] <= (state.get('revision') or 0):
                 log('not newer than the revision served (%s): data left as it is' % state.get('revision'))
                 return False
             new = dict(revision=info['revision'], total_keys=info['total_keys'], snapshot_taken_at=utc_iso(taken_at),
                        snapshot_taken_epoch=taken_at.timestamp(), sha256=info['sha256'], source_endpoint=endpoint,
-                       source_cluster_id=cluster_id, refreshed_at=utc_iso(datetime.datetime.now(
-                           datetime.timezone.utc)))
+                       source_cluster_id=cluster_id, source_members=info['origin']['members'],
+                       refreshed_at=utc_iso(datetime.datetime.now(datetime.timezone.utc)))
             kept = os.path.join(snapshot_dir, 'snapshot.db')
             if from_file:
                 # A copy under the kept name: the given file stays where it is.
@@ -372,6 +384,9 @@ def main(argv=None, run=None, ops=None, sleep=time.sleep, clock=time.monotonic):
                         help='restore this snapshot file (verified first) instead of taking one from the sources')
     parser.add_argument('--endpoints', metavar='URL[,URL...]',
                         help='take the snapshot from these client URLs instead of the configured ones')
+    parser.add_argument('--allow-foreign-origin', action='store_true',
+                        help='restore a snapshot even when none of its members is one of the cluster_members of the '
+                             'config (another cluster\'s data, on purpose)')
     parser.add_argument('--begin-failover', action='store_true',
                         help='failover.yml: restore --from-file when newer, then write failover.json (see above)')
     parser.add_argument('--lock-timeout', type=int, default=0, metavar='SECONDS',
@@ -396,7 +411,8 @@ def main(argv=None, run=None, ops=None, sleep=time.sleep, clock=time.monotonic):
             log('a refresh still held %s after %d s: failover.json was not written'
                 % (lock.name, args.lock_timeout))
             return 1
-        refresh = Refresh(config, snapfile, workflow, run, ops, sleep=sleep, clock=clock)
+        refresh = Refresh(config, snapfile, workflow, run, ops, sleep=sleep, clock=clock,
+                          allow_foreign_origin=args.allow_foreign_origin)
         state = workflow.read_json(refresh.state_file) or {}
         for key in SERVED_KEYS + ('last_error',):
             state.setdefault(key, None)

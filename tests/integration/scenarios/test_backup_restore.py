@@ -235,24 +235,29 @@ def test_bad_snapshots_are_refused_and_change_nothing(module_runner, members, la
 
 
 BAD_EXTRA_VARS = [
-    ('restore_cluster', ['snapshot=relative/etcd.db'], "Got snapshot='relative/etcd.db', other restore_cluster_* "
-                                                       "extra vars: none"),
+    ('restore_cluster', ['snapshot=relative/etcd.db'], "Got snapshot='relative/etcd.db', allow_foreign_origin='False', "
+                                                       "other restore_cluster_* extra vars: none"),
+    ('restore_cluster', ['allow_foreign_origin=maybe'], "allow_foreign_origin='maybe', other restore_cluster_* extra "
+                                                        "vars: none"),
     ('restore_cluster', ['restore_cluster_gate_timeout=5'], 'other restore_cluster_* extra vars: '
                                                             'restore_cluster_gate_timeout (set the role variables'),
     ('backup', ['fetch_dir=relative/dir'], "Got fetch_dir='relative/dir', other backup_* extra vars: none."),
 ]
+REFUSED_EXTRA_VARS = {
+    'restore_cluster': 'Refusing to restore: the extra vars read are',
+    'backup': 'Refusing to back up: the one extra var read is',
+}
 
 
 @pytest.mark.parametrize('playbook,extra,text', BAD_EXTRA_VARS,
-                         ids=['relative snapshot', 'unknown extra var', 'relative fetch_dir'])
+                         ids=['relative snapshot', 'not a boolean', 'unknown extra var', 'relative fetch_dir'])
 def test_bad_extra_vars_are_refused_and_change_nothing(ansible_runner, members, playbook, extra, text):
     host = by_name(members)[BACKUP_HOST].host
     assert wait_for(lambda: all_healthy(members), timeout=60)
     before, files = picture(members), backups(host)
     rc, out = run_playbook(ansible_runner.inventory_file, playbook, *extra)
     assert rc != 0, out
-    assert 'Refusing to %s: the one extra var read is' % ('restore' if playbook == 'restore_cluster' else 'back up') \
-        in flat(out), out
+    assert REFUSED_EXTRA_VARS[playbook] in flat(out), out
     assert text in flat(out) and 'Nothing was changed.' in flat(out), out
     assert backups(host) == files
     assert picture(members) == before

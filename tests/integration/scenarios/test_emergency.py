@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import shlex
 import urllib.request
 import uuid
 
@@ -136,6 +137,9 @@ def test_the_state_records_the_new_revision(refreshed, members):
     _keys, before, after = refreshed
     assert after['revision'] > (before['revision'] or 0)
     assert after['last_error'] is None
+    # The origin: the members recorded in the snapshot, the cluster's.
+    assert sorted(m['name'] for m in after['source_members']) == sorted(m.env['ETCD_NAME'] for m in members)
+    assert after['source_cluster_id'] == int(endpoint_status(members[0])['header']['cluster_id'])
     assert after['snapshot_taken_epoch'] >= (before['snapshot_taken_epoch'] or 0)
     # The revision is the cluster's at the time of the snapshot: not beyond what the cluster has now.
     assert after['revision'] <= endpoint_status(members[0])['header']['revision']
@@ -249,6 +253,38 @@ def test_a_bad_snapshot_never_replaces_good_data(emergency, served_before, how, 
     assert 'failed verification, nothing was changed' in after['last_error']
     assert reason in after['last_error'], after['last_error']
     emergency.host.run('rm -f %s' % path)
+
+
+def throwaway_snapshot(emergency, key):
+    """A snapshot of a throw-away etcd started on the emergency node (its defaults: member `default` at
+    http://localhost:2380) holding ``key`` under /apisix; -> its path there."""
+    path = '/var/tmp/throwaway.db'
+    script = (
+        'set -e; export ETCDCTL_API=3; d=$(mktemp -d); u=http://127.0.0.1:23790; '
+        'etcd --data-dir $d/data --listen-client-urls $u --advertise-client-urls $u '
+        '--listen-peer-urls http://127.0.0.1:23800 >$d/log 2>&1 & pid=$!; '
+        'for i in $(seq 100); do etcdctl --endpoints=$u endpoint health >/dev/null 2>&1 && break; sleep 0.1; done; '
+        'etcdctl --endpoints=$u put %s \'{"id":"throwaway"}\' && etcdctl --endpoints=$u snapshot save %s; '
+        'kill $pid; wait $pid || true; rm -rf $d' % (key, path))
+    done = emergency.host.run('sh -c %s' % shlex.quote(script))
+    assert done.rc == 0, done.stdout + done.stderr
+    return path
+
+
+def test_a_snapshot_of_another_cluster_never_replaces_good_data(emergency, served_before):
+    key = '/apisix/routes/throwaway-%s' % uuid.uuid4()
+    path = throwaway_snapshot(emergency, key)
+    kept = emergency.host.file('/var/lib/etcd-emergency/snapshot.db').sha256sum
+    try:
+        done = emergency.host.run('%s --from-file %s' % (SCRIPT, path))
+    finally:
+        emergency.host.run('rm -f %s' % path)
+    assert done.rc == 1
+    after = served_before()
+    assert 'comes from another cluster: its members are default (http://localhost:2380)' in after['last_error']
+    assert 'Nothing was changed' in after['last_error'], after['last_error']
+    assert emergency_get(emergency, key.encode()) is None
+    assert emergency.host.file('/var/lib/etcd-emergency/snapshot.db').sha256sum == kept
 
 
 def test_while_failover_is_active_the_refresh_leaves_the_data_alone(members, emergency, served_before):

@@ -56,7 +56,9 @@ def test_a_backup_is_saved_verified_and_private(box, capsys):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert os.listdir(box['dir']) == [names[0]]
     out = capsys.readouterr().out
-    assert 'saved %s from http://10.0.0.2:2379: revision 10' % path in out
+    # The origin: the cluster ID the endpoint reported, the members the file holds.
+    assert ('saved %s from http://10.0.0.2:2379 (cluster %016x, members d34 (http://127.0.0.1:32380)): revision 10'
+            % (path, 4242)) in out
     calls = box['host'].calls
     # One probe per endpoint, a save from the first that answered, one status of the file.
     probes = [c['argv'][1] for c in calls if 'endpoint' in c['argv'] and 'status' in c['argv']]

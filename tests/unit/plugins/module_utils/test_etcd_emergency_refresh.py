@@ -11,11 +11,13 @@ import grp
 import json
 import os
 import pwd
+import shutil
 import stat
 
 import pytest
 
-from snapshot_fakes import FakeHost, Killed, Killer, KillableOps, copy_fixture, load_program, make_bin_dir
+from snapshot_fakes import (FakeHost, Killed, Killer, KillableOps, REPO, copy_fixture, load_program,
+                            make_bin_dir)
 
 refresh = load_program('roles/etcd_emergency/files/etcd_emergency_refresh.py', 'etcd_emergency_refresh')
 
@@ -38,7 +40,9 @@ class Node(object):
             endpoints=['http://dead.invalid:2379', 'http://10.0.0.2:2379'], ca_cert='', client_cert='',
             client_key='', user='root', password='s3cret', bin_dir=make_bin_dir(os.path.join(self.root, 'bin')),
             owner=pwd.getpwuid(os.getuid()).pw_name, group=grp.getgrgid(os.getgid()).gr_name, service='etcd',
-            probe_timeout=1, save_timeout=60, health_timeout=3)
+            probe_timeout=1, save_timeout=60, health_timeout=3,
+            # The fake cluster's snapshots are the fixture's: its one member d34 at http://127.0.0.1:32380.
+            cluster_members=['d34=http://127.0.0.1:32380', 'etcd02=http://10.0.0.2:2380'])
         with open(self.config_file, 'w') as handle:
             json.dump(config, handle)
         self.now = [0.0]
@@ -144,6 +148,64 @@ def test_from_file_restores_that_file(node, tmp_path):
     assert node.state()['revision'] == 7 and node.host.serving == 7
     assert node.state()['source_endpoint'] == 'file://%s' % path
     assert os.path.exists(path) and node.leftovers() == []
+
+
+THROWAWAY = os.path.join(REPO, 'tests', 'unit', 'fixtures', 'snapshots', 'etcd-3.4.23-default.db')
+
+
+def kept_snapshot(node):
+    with open(os.path.join(node.state_dir, 'snapshot.db'), 'rb') as handle:
+        return handle.read()
+
+
+def test_the_state_records_the_origin(node):
+    assert node.run() == 0
+    state = node.state()
+    assert state['source_cluster_id'] == 4242
+    assert state['source_members'] == [dict(id='62cac17f23c0a92b', name='d34', peer_urls=['http://127.0.0.1:32380'])]
+
+
+def test_a_snapshot_of_another_cluster_from_a_file_changes_nothing(node, tmp_path):
+    before, kept = node.state(), kept_snapshot(node)
+    path = str(tmp_path / 'throwaway.db')
+    shutil.copyfile(THROWAWAY, path)
+    node.host.saved[os.path.abspath(path)] = 25
+    node.host.calls = []
+    assert node.run('--from-file', path) == 1
+    state = node.state()
+    assert 'refused the snapshot from file://%s' % path in state['last_error']
+    assert 'comes from another cluster: its members are default (http://localhost:2380)' in state['last_error']
+    assert 'd34 (http://127.0.0.1:32380)' in state['last_error'] and 'Nothing was changed' in state['last_error']
+    assert dict((k, state[k]) for k in refresh.SERVED_KEYS) == dict((k, before[k]) for k in refresh.SERVED_KEYS)
+    assert node.host.serving == 10 and node.disk_revision() == 10 and kept_snapshot(node) == kept
+    assert not [c for c in node.host.calls if 'restore' in c['argv'] or c['argv'][:2] == ['systemctl', 'stop']]
+    assert node.leftovers() == [] and os.path.exists(path)
+    # An operator who means it:
+    assert node.run('--from-file', path, '--allow-foreign-origin') == 0
+    assert node.host.serving == 25 and node.state()['source_members'][0]['name'] == 'default'
+
+
+def test_a_snapshot_of_another_cluster_from_the_sources_changes_nothing(node):
+    node.configure(cluster_members=['etcd01=http://10.0.0.1:2380', 'd34=http://10.0.0.4:2380'])
+    assert node.run() == 1
+    assert 'refused the snapshot from http://10.0.0.2:2379' in node.state()['last_error']
+    assert node.host.serving == 10 and node.state()['revision'] == 10 and node.leftovers() == []
+
+
+def test_without_cluster_members_the_origin_is_not_checked(node, tmp_path, capsys):
+    node.configure(cluster_members=[])
+    assert node.run('--from-file', copy_fixture(str(tmp_path / 'any.db'))) == 0
+    assert 'origin not checked: the config names no cluster_members' in capsys.readouterr().out
+
+
+def test_begin_failover_keeps_the_served_data_when_the_final_snapshot_is_another_clusters(node, tmp_path, capsys):
+    final = str(tmp_path / 'final.db')
+    shutil.copyfile(THROWAWAY, final)
+    node.host.saved[os.path.abspath(final)] = 25
+    assert node.run('--begin-failover', '--from-file', final) == 0
+    doc = last_doc(capsys)
+    assert doc['refresh'] == 'failed' and 'comes from another cluster' in doc['state']['last_error']
+    assert node.host.serving == 10 and marker(node)['revision_at_switch'] == 10
 
 
 def test_leftovers_of_the_previous_program_are_cleaned(node):

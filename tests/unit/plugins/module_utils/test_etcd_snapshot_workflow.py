@@ -81,7 +81,8 @@ def test_verify_reads_the_status_while_hashing_and_reports_a_broken_file_first(f
         target.write(bytes(data))
     with pytest.raises(sf.SnapshotHashMismatchError):
         flow.verify(broken)
-    assert flow.verify(good, read_status=False) == dict(integrity_ok=True, sha256=info['sha256'], size=info['size'])
+    assert flow.verify(good, read_status=False) == dict(integrity_ok=True, sha256=info['sha256'], size=info['size'],
+                                                        origin=info['origin'])
 
 
 def test_restore_beside_proves_the_result(flow, tmp_path):

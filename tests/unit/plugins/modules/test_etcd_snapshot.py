@@ -702,3 +702,82 @@ def test_restored_check_mode_with_stand_in_tool_says_would(tmp_path, fake_etcdut
     changes = [a for a in res['actions'] if not a.startswith(('ran: ', 'verified '))]
     assert changes and all(a.startswith('would ') for a in changes), changes
     assert tree(str(tmp_path)) == before
+
+
+# --- origin: the members recorded in the snapshot, checked against expected_members -----------------------------
+
+THROWAWAY = os.path.join(os.path.dirname(SNAPSHOT), 'etcd-3.4.23-default.db')
+# The one member of the fixture SNAPSHOT.
+FIXTURE_MEMBER = dict(id='62cac17f23c0a92b', name='d34', peer_urls=['http://127.0.0.1:32380'])
+EXPECTED = ['d34=http://127.0.0.1:32380', dict(name='m2', peer_urls=['http://127.0.0.1:32680'])]
+
+
+def test_verified_returns_the_origin_and_checks_it():
+    res = run(dict(state='verified', path=SNAPSHOT, read_status=False))
+    assert not res.get('failed'), res
+    assert res['origin'] == dict(members=[FIXTURE_MEMBER])
+    res = run(dict(state='verified', path=SNAPSHOT, read_status=False, expected_members=EXPECTED))
+    assert not res.get('failed'), res
+    assert res['origin'] == dict(members=[FIXTURE_MEMBER], matched=['d34'])
+    assert 'checked the origin of %s: its members include d34' % SNAPSHOT in res['actions']
+
+
+def test_verified_refuses_a_snapshot_of_another_cluster():
+    res = run(dict(state='verified', path=THROWAWAY, read_status=False, expected_members=EXPECTED))
+    assert res['failed'] is True and res['changed'] is False
+    assert res['error'] == 'foreign_origin' and 'integrity_ok' not in res and 'revision' not in res
+    assert res['msg'] == (
+        'snapshot %s comes from another cluster: its members are default (http://localhost:2380); none has the name '
+        'and peer URL of an expected member (d34 (http://127.0.0.1:32380), m2 (http://127.0.0.1:32680)). Refused, '
+        'nothing was changed; allow_foreign_origin: true uses it all the same (to restore another deployment on '
+        'purpose)' % THROWAWAY)
+    assert [m['name'] for m in res['origin']['members']] == ['default']
+
+
+def test_verified_allow_foreign_origin_uses_it_and_says_whose_it_is():
+    res = run(dict(state='verified', path=THROWAWAY, read_status=False, expected_members=EXPECTED,
+                   allow_foreign_origin=True))
+    assert not res.get('failed'), res
+    assert res['origin']['matched'] == [] and res['origin']['members'][0]['peer_urls'] == ['http://localhost:2380']
+    assert any('comes from another cluster' in a and 'used all the same, as allowed' in a for a in res['actions'])
+
+
+@pytest.mark.parametrize('bad', [['d34'], [dict(name='d34')], ['=http://h:2380']])
+def test_malformed_expected_members_are_refused(bad):
+    res = run(dict(state='verified', path=SNAPSHOT, read_status=False, expected_members=bad))
+    assert res['failed'] is True and res['msg'].startswith('expected_members: ')
+    assert res['msg'].endswith('Nothing was changed.')
+
+
+@pytest.mark.parametrize('check_mode', [False, True])
+def test_restored_refuses_a_snapshot_of_another_cluster_and_touches_nothing(tmp_path, fake_etcdutl, check_mode):
+    data_dir = tmp_path / 'etcd' / 'data'
+    (data_dir / 'member' / 'snap').mkdir(parents=True)
+    (data_dir / 'member' / 'snap' / 'db').write_text('old')
+    before = tree(str(tmp_path))
+    res = run(restore_args(THROWAWAY, str(data_dir), fake_etcdutl, force=True,
+                           expected_members=['m1=http://127.0.0.1:32580', 'm2=http://127.0.0.1:32680']),
+              check_mode=check_mode)
+    assert res['failed'] is True and res['error'] == 'foreign_origin' and res['changed'] is False
+    assert 'default (http://localhost:2380)' in res['msg'] and 'm1 (http://127.0.0.1:32580)' in res['msg']
+    assert tree(str(tmp_path)) == before
+    assert not [a for a in res['actions'] if 'snapshot restore' in a or a.startswith(('would ', 'moved', 'renamed'))]
+
+
+def test_restored_allow_foreign_origin_restores_another_deployment(tmp_path, fake_etcdutl):
+    data_dir = tmp_path / 'data'
+    res = run(restore_args(THROWAWAY, str(data_dir), fake_etcdutl, expected_members=['m1=http://127.0.0.1:32580'],
+                           allow_foreign_origin=True))
+    assert not res.get('failed'), res
+    assert res['changed'] is True and (data_dir / 'member' / 'snap' / 'db').read_text() == 'restored'
+    assert res['origin']['matched'] == [] and res['origin']['members'][0]['name'] == 'default'
+
+
+def test_saved_records_the_origin(tmp_path, fake_bin):
+    dest = str(tmp_path / 'apisix.db')
+    res = run(save_args(dest, fake_bin))
+    assert not res.get('failed'), res
+    origin = res['origin']
+    assert origin['members'] == [FIXTURE_MEMBER] and origin['endpoint'] == 'http://127.0.0.1:32379'
+    assert len(origin['cluster_id']) == 16 and int(origin['cluster_id'], 16)
+    assert 'from http://127.0.0.1:32379 (cluster %s)' % origin['cluster_id'] in res['msg']
