@@ -8,6 +8,7 @@ backup after every member was stopped. The settings come from the scenario (mole
 
 import json
 import os
+import shlex
 import uuid
 
 import pytest
@@ -75,16 +76,25 @@ def test_failover_and_failback_carry_a_write_made_on_the_emergency_node(ansible_
     assert members[0].client().get(key)[0] == b'{"id":"auth-failover"}'
 
 
-def rolling_update(ansible_runner, secrets, version, expect_rc=0):
+def rolling_update(ansible_runner, secrets, version, *extra, expect_rc=0):
     return run(ansible_runner, secrets, 'rolling_update',
                'source=' + os.path.join(PLUGINS, version, 'apisix', 'plugins'), 'rolling_update_observe_seconds=3',
-               'apisix_node_health_path=/lab/health', json.dumps({'apisix_node_custom_plugins': ['gatewayops-tag']}),
-               expect_rc=expect_rc)
+               json.dumps({'apisix_node_custom_plugins': ['gatewayops-tag']}), *extra, expect_rc=expect_rc)
 
 
 def test_a_rolling_update_then_a_failed_one_rolled_back(ansible_runner, secrets):
     rolling_update(ansible_runner, secrets, 'v1')
-    out = rolling_update(ansible_runner, secrets, 'broken', expect_rc=2)
+    # A route through the plugin, written with the admin API (its data goes to etcd as the apisix user): the
+    # health route of the next update, which the broken build fails.
+    gw01 = lab_host('gw01').run("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -1")
+    body = {'uri': '/lab/*', 'plugins': {'gatewayops-tag': {}},
+            'upstream': {'type': 'roundrobin', 'nodes': {'%s:8080' % gw01.stdout.strip(): 1}}}
+    put = lab_host('apisix01').run(
+        'curl -s -o /dev/null -w %%{http_code} -X PUT http://127.0.0.1:9180/apisix/admin/routes/lab -H %s '
+        '-H "Content-Type: application/json" -d %s'
+        % (shlex.quote('X-API-KEY: ' + secrets['admin_key']), shlex.quote(json.dumps(body))))
+    assert put.stdout in ('200', '201'), put.stdout + put.stderr
+    out = rolling_update(ansible_runner, secrets, 'broken', 'apisix_node_health_path=/lab/health', expect_rc=2)
     assert 'The update of apisix01 failed' in out and 'back in service with its previous version' in out, \
         out[-3000:]
 

@@ -94,6 +94,12 @@ def _hashkv(gateway, met):
                   else ('/v3/maintenance/hashkv', 'hashkv_m3'))
     other = changed_answer(gateway, name, hash='12345')
     gateway.route(M3, path, [other, name] if met else other)
+    # 3.4's whole-backend hashes differing at one revision send each member's keys to decide: m3's differ too.
+    keys = gateway.answer('range_prefix')
+    for ep in (M1, M2):
+        gateway.route(ep, '/v3/kv/range', (200, json.dumps(keys)))
+    keys['kvs'][0]['mod_revision'] = '99'
+    gateway.route(M3, '/v3/kv/range', (200, json.dumps(keys)))
 
 
 def _lists(first, then):
