@@ -110,7 +110,10 @@ class Refresh(object):
 
     def served(self):
         """(revision, has a leader) of the local etcd, or (None, False) when it does not answer."""
-        probe = self.flow.etcdctl_probe(dict(timeout=self.config['probe_timeout']))
+        # The node's own certificate when it serves TLS (config local_*; absent in older configs: plain HTTP).
+        local_tls = dict((key, self.config.get('local_' + key) or None)
+                         for key in ('ca_cert', 'client_cert', 'client_key'))
+        probe = self.flow.etcdctl_probe(dict(local_tls, timeout=self.config['probe_timeout']))
         try:
             status = probe(self.config['local_url'])
         except self.wf.ProbeFailed:

@@ -67,7 +67,7 @@ def test_rolling_restart(ansible_runner, secrets, members):
 
 
 def test_failover_and_failback_carry_a_write_made_on_the_emergency_node(ansible_runner, secrets, members,
-                                                                          emergency):
+                                                                        emergency):
     out = run(ansible_runner, secrets, 'failover', 'force=true')
     assert 'failed over: the front (gw01) now sends etcd clients to the emergency node' in out, out[-3000:]
     key = '/apisix/routes/auth-failover-%s' % uuid.uuid4().hex[:8]

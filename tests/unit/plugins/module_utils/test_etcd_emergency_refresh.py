@@ -118,6 +118,16 @@ def test_first_fill_then_refresh_keeps_one_previous_generation(node, capsys):
     assert 'now serving revision 30' in capsys.readouterr().out
 
 
+def test_the_local_etcd_is_probed_with_the_node_certificate_when_it_serves_tls(node):
+    node.configure(local_ca_cert='/pki/ca.crt', local_client_cert='/pki/member.crt', local_client_key='/pki/member.key')
+    del node.host.calls[:]
+    assert node.run() == 0 and node.host.serving == 20
+    local = [c['argv'] for c in node.host.calls
+             if 'status' in c['argv'] and '--endpoints=%s' % node.host.local_url in c['argv']]
+    assert local and all(set(['--cacert=/pki/ca.crt', '--cert=/pki/member.crt', '--key=/pki/member.key'])
+                         <= set(argv) for argv in local)
+
+
 def test_a_start_failure_puts_the_previous_data_back(node):
     node.host.unhealthy.add(20)
     assert node.run() == 1
