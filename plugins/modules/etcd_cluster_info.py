@@ -22,7 +22,7 @@ description:
     instead and RV(hash_method) says so; that hash has no revision, so it only compares members at rest. When those
     hashes differ at one revision, the keys decide (RV(hash_method=kvdigest)) - each member's keyspace at that
     revision, read from its own copy and digested here - since etcd 3.4 hashes users' passwords with a salt of
-    each member's own: with authentication on, whole backends never match.
+    each member's own, so with authentication on whole backends never match.
   - With O(wait=true) it reads the cluster again (every O(wait_sleep) seconds) until the cluster meets
     O(wait_condition), and fails after O(wait_timeout) seconds naming the condition, what was still missing and
     the last RV(problems) seen (or every endpoint tried, when none answered). This replaces C(until)/C(retries)
