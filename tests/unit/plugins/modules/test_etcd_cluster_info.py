@@ -145,16 +145,21 @@ def _range_of(gateway, value=None):
     return (200, json.dumps(body))
 
 
-def test_different_whole_backend_hashes_at_one_revision_are_decided_by_the_keys(gateway, run_module, monkeypatch):
-    # etcd 3.4 with authentication on: each member salted the users' passwords itself, so the backends differ.
-    monkeypatch.setattr(view.time, 'sleep', lambda s: None)
+def _whole_hashes_differ(gateway, m3_value=None):
+    """3.4 routes where every member's whole-backend hash differs at revision 7; with ``m3_value``, m3's keys too."""
     healthy_cluster(gateway)
     _no_hashkv(gateway)
     for ep, name in ((M1, 'hash_m1'), (M2, 'hash_m2'), (M3, 'hash_m3')):
         body = _hash_at(gateway, name, 7)
         gateway.route(ep, '/v3/maintenance/hash', (200, body[1].replace(str(gateway.answer(name)['hash']),
                                                                         str(ep[-4:]))))
-        gateway.route(ep, '/v3/kv/range', _range_of(gateway))
+        gateway.route(ep, '/v3/kv/range', _range_of(gateway, m3_value if ep == M3 else None))
+
+
+def test_different_whole_backend_hashes_at_one_revision_are_decided_by_the_keys(gateway, run_module, monkeypatch):
+    # etcd 3.4 with authentication on: each member salted the users' passwords itself, so the backends differ.
+    monkeypatch.setattr(view.time, 'sleep', lambda s: None)
+    _whole_hashes_differ(gateway)
     result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1]))
     assert not failed, result
     assert result['hash_method'] == 'kvdigest' and result['hash_revision'] == 7
@@ -166,13 +171,7 @@ def test_different_whole_backend_hashes_at_one_revision_are_decided_by_the_keys(
 
 def test_different_keys_at_one_revision_stay_inconsistent(gateway, run_module, monkeypatch):
     monkeypatch.setattr(view.time, 'sleep', lambda s: None)
-    healthy_cluster(gateway)
-    _no_hashkv(gateway)
-    for ep, name in ((M1, 'hash_m1'), (M2, 'hash_m2'), (M3, 'hash_m3')):
-        body = _hash_at(gateway, name, 7)
-        gateway.route(ep, '/v3/maintenance/hash', (200, body[1].replace(str(gateway.answer(name)['hash']),
-                                                                        str(ep[-4:]))))
-        gateway.route(ep, '/v3/kv/range', _range_of(gateway, '{"uri":"/z"}' if ep == M3 else None))
+    _whole_hashes_differ(gateway, m3_value='{"uri":"/z"}')
     result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1]))
     assert not failed, result
     assert result['hash_method'] == 'kvdigest' and result['hashkv_consistent'] is False
