@@ -54,6 +54,18 @@ def run_is_gone(lock, me, started=process_started):
     return bool(lock.get('pid_started')) and bool(now) and now != lock['pid_started']
 
 
+def holder_run(lock, me, started=process_started, now=time.time):
+    """Whether the holder of ``lock`` still runs: running, gone, expired, unknown (another controller); None when
+    free."""
+    if not lock:
+        return None
+    if now() >= float(lock.get('expires_epoch') or 0):
+        return 'expired'
+    if run_is_gone(lock, me, started):
+        return 'gone'
+    return 'running' if lock.get('controller') == me['controller'] else 'unknown'
+
+
 def refusal(operation, host, path, lock, waited):
     return ('Refusing to start %s: the deployment lock %s on %s is held by %s (%s run by %s@%s, ansible-playbook '
             'pid %s, since %s); waited %d s for it. Nothing was changed. It is released when that run ends; if that '
@@ -89,6 +101,9 @@ class ActionModule(ActionBase):
         taken_over = []
         while True:
             answer = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+            if module_args['state'] == 'query' and not answer.get('failed'):
+                answer['holder_run'] = holder_run(answer.get('holder'), module_args['holder'])
+                break
             if answer.get('failed') or module_args['state'] == 'released' or answer.get('held') \
                     or self._task.check_mode:
                 break

@@ -44,9 +44,11 @@ options:
     type: str
     required: true
   state:
-    description: V(held) takes the lock (see above), V(released) gives it back.
+    description:
+      - V(held) takes the lock (see above), V(released) gives it back, V(query) only reads it (status.yml) - the
+        action plugin then says in RV(holder_run) whether its holder still runs.
     type: str
-    choices: [held, released]
+    choices: [held, released, query]
     default: held
   path:
     description: The lock file. Its directory is created (0700) when missing.
@@ -127,6 +129,14 @@ holder:
   sample: {"token": "0b6f3c1e9a7d4e21", "operation": "replace_member", "controller": "ops1", "user": "root",
            "pid": 4242, "pid_started": "1733", "since": "2026-12-07T01:20:00Z", "since_epoch": 1796606400.0,
            "expires_epoch": 1796613600.0}
+holder_run:
+  description:
+    - With O(state=query), whether the holder's run still goes on, as the action plugin can tell - C(running) (a live
+      process of this controller), C(gone) (its process on this controller has ended - the next run takes the lock
+      over), C(expired) (past its expiry), C(unknown) (another controller's run, not expired); null when free.
+  returned: with O(state=query)
+  type: str
+  sample: gone
 replaced:
   description: The lock this call replaced (expired, or named by O(take_over)), else null.
   returned: always
@@ -208,7 +218,8 @@ class DeploymentLock(object):
         """func() with the guard held: one reader-writer of the lock at a time on this host."""
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
-            if self.module.check_mode:
+            # Nothing to guard yet, and nothing to create for a run that writes nothing.
+            if self.module.check_mode or self.module.params['state'] == 'query':
                 return func()
             os.makedirs(directory, 0o700)
         guard = os.open(self.path + '.guard', os.O_RDWR | os.O_CREAT, 0o600)
@@ -254,6 +265,10 @@ class DeploymentLock(object):
         return dict(held=not self.module.check_mode, holder=lock if self.module.check_mode else new,
                     replaced=replaced)
 
+    def query(self):
+        lock = self.read()
+        return dict(held=same_run(lock, self.holder), holder=lock, replaced=None)
+
     def release(self):
         lock = self.read()
         if same_run(lock, self.holder) and lock.get('operation') == self.holder['operation']:
@@ -266,7 +281,7 @@ def main():
     module = GatewayopsModule(
         argument_spec=dict(
             operation=dict(type='str', required=True),
-            state=dict(type='str', choices=['held', 'released'], default='held'),
+            state=dict(type='str', choices=['held', 'released', 'query'], default='held'),
             path=dict(type='path', default='/var/lib/gatewayops/deployment.lock'),
             wait_timeout=dict(type='int', default=120),
             wait_sleep=dict(type='int', default=3),
@@ -282,7 +297,7 @@ def main():
         supports_check_mode=True,
     )
     lock = DeploymentLock(module)
-    handler = lock.hold if module.params['state'] == 'held' else lock.release
+    handler = dict(held=lock.hold, released=lock.release, query=lock.query)[module.params['state']]
     result = module.execute(lock.run, handler)
     module.finish(**result)
 

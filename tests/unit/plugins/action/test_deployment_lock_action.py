@@ -44,3 +44,15 @@ def test_the_refusal_names_the_holder_and_says_nothing_changed():
                           'is held by replace_member')
     assert 'alice@ops2' in msg and 'since 2026-12-07T01:20:00Z' in msg and 'waited 5 s' in msg
     assert 'Nothing was changed.' in msg
+
+
+def test_the_holder_run_says_whether_it_still_goes_on():
+    me = action.this_run()
+    now = 1000.0
+    lock = dict(controller=me['controller'], pid=os.getpid(), pid_started=action.process_started(os.getpid()),
+                expires_epoch=now + 60)
+    assert action.holder_run(None, me) is None
+    assert action.holder_run(lock, me, now=lambda: now) == 'running'
+    assert action.holder_run(dict(lock, pid_started='1'), me, now=lambda: now) == 'gone'
+    assert action.holder_run(dict(lock, controller='elsewhere'), me, now=lambda: now) == 'unknown'
+    assert action.holder_run(lock, me, now=lambda: now + 61) == 'expired'

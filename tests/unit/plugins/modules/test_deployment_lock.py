@@ -118,3 +118,14 @@ def test_a_lock_that_cannot_be_written_is_a_clear_failure(run_module, tmp_path):
     assert failed
     assert res['msg'].startswith('Cannot use the deployment lock %s' % lock_file(tmp_path))
     assert res['msg'].endswith('Nothing was changed.')
+
+
+def test_query_reads_and_writes_nothing(run_module, tmp_path):
+    res, failed = run_module(deployment_lock, args(tmp_path, state='query'))
+    assert not failed and res['holder'] is None and res['changed'] is False
+    assert not (tmp_path / 'gatewayops').exists()
+    run_module(deployment_lock, args(tmp_path, holder=OTHER, operation='site'))
+    before = lock_file(tmp_path).read_text()
+    res, failed = run_module(deployment_lock, args(tmp_path, state='query'))
+    assert not failed and res['held'] is False and res['holder']['operation'] == 'site' and res['changed'] is False
+    assert lock_file(tmp_path).read_text() == before
