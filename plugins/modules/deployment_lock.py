@@ -156,9 +156,9 @@ import errno
 import fcntl
 import json
 import os
-import tempfile
 import time
 
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._file_tx import write_bytes_atomic
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._module_base import (
     GatewayopsModule, ModuleFailure)
 
@@ -196,23 +196,8 @@ class DeploymentLock(object):
                         since='?', expires_epoch=0)
 
     def write(self, lock):
-        directory = os.path.dirname(self.path)
-        fd, tmp = tempfile.mkstemp(prefix='.deployment-lock.', dir=directory)
-        try:
-            with os.fdopen(fd, 'w') as handle:
-                json.dump(lock, handle, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.rename(tmp, self.path)
-        except Exception:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_bytes_atomic(json.dumps(lock, sort_keys=True).encode('utf-8'), self.path, 0o600,
+                           tmp_prefix='.deployment-lock.')
 
     def guarded(self, func):
         """func() with the guard held: one reader-writer of the lock at a time on this host."""
