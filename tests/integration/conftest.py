@@ -13,14 +13,43 @@ import time
 
 import pytest
 import testinfra.utils.ansible_runner
+import yaml
 
 # The etcd3 client imports only with the pure-Python protobuf under protobuf 4+ (test harness only).
 os.environ.setdefault('PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION', 'python')
 import etcd3  # noqa: E402  pylint: disable=wrong-import-position
 
 ENV_FILE = '/etc/etcd/etcd.conf'
-# etcd's root user, when the scenario switched authentication on (molecule.yml verifier env); else no login.
-ROOT_PASSWORD = os.environ.get('ETCD_TEST_ROOT_PASSWORD') or None
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+LAB_SLOT = int(os.environ.get('LAB_SLOT') or 0)
+# What the roles generated for this lab on the controller (inventory/lab/hosts.yml: etcd_cluster_credentials_dir).
+LAB_CREDENTIALS = os.path.join(REPO, 'inventory', 'lab', 'credentials', 'lab%d' % LAB_SLOT)
+
+
+def scenario_setting(name, default):
+    """A setting of the scenario's vars file (GATEWAYOPS_TEST_EXTRA_VARS, as an operator's group_vars), else the
+    roles' default."""
+    path = os.environ.get('GATEWAYOPS_TEST_EXTRA_VARS')
+    if not path:
+        return default
+    with open(path) as settings:
+        return (yaml.safe_load(settings) or {}).get(name, default)
+
+
+def lab_credential(name):
+    """A secret the roles generated for this lab (lookup gatewayops.apisix_ha.credential), or None."""
+    try:
+        with open(os.path.join(LAB_CREDENTIALS, name)) as kept:
+            return kept.read().strip()
+    except IOError:
+        return None
+
+
+# etcd's root and APISIX users: authentication is on by default, with the passwords the roles generated unless
+# the scenario gives them (molecule.yml verifier env); a plain-mode scenario logs in as nobody.
+AUTH = bool(scenario_setting('etcd_cluster_auth', True))
+ROOT_PASSWORD = os.environ.get('ETCD_TEST_ROOT_PASSWORD') or (lab_credential('etcd-root') if AUTH else None)
+APISIX_PASSWORD = os.environ.get('ETCD_TEST_APISIX_PASSWORD') or (lab_credential('etcd-apisix') if AUTH else None)
 ROOT_USER = 'root' if ROOT_PASSWORD else None
 
 
@@ -41,8 +70,7 @@ def etcd_names(ansible_runner):
 
 def container_name(inventory_name):
     """The lab container of an inventory host (inventory/lab/hosts.yml: LAB_SLOT N > 0 adds "-sN")."""
-    slot = int(os.environ.get('LAB_SLOT') or 0)
-    return inventory_name + ('-s%d' % slot if slot else '')
+    return inventory_name + ('-s%d' % LAB_SLOT if LAB_SLOT else '')
 
 
 def lab_host(inventory_name):
@@ -142,9 +170,12 @@ def module_runner(ansible_runner):
 
 @pytest.fixture(scope='session')
 def client_tls():
-    """Client certificate for TLS clusters, named by the scenario (molecule.yml verifier env)."""
-    return dict(ca=os.environ.get('ETCD_TEST_CA'), cert=os.environ.get('ETCD_TEST_CERT'),
-                key=os.environ.get('ETCD_TEST_KEY'))
+    """Client certificate for TLS clusters: named by the scenario (molecule.yml verifier env), else the one the
+    roles generated for the lab (etcd_cluster's tls_generate: etcd-pki/client.*)."""
+    pki = os.path.join(LAB_CREDENTIALS, 'etcd-pki')
+    return dict(ca=os.environ.get('ETCD_TEST_CA') or os.path.join(pki, 'ca.crt'),
+                cert=os.environ.get('ETCD_TEST_CERT') or os.path.join(pki, 'client.crt'),
+                key=os.environ.get('ETCD_TEST_KEY') or os.path.join(pki, 'client.key'))
 
 
 @pytest.fixture(scope='session')

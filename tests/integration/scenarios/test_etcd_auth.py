@@ -14,10 +14,9 @@ import uuid
 import pytest
 import yaml
 
-from conftest import ROOT_PASSWORD, lab_host as host, run_playbook, wait_for
+from conftest import APISIX_PASSWORD, ROOT_PASSWORD, lab_host as host, run_playbook, wait_for
 
 APISIX_USER = 'apisix'
-APISIX_PASSWORD = os.environ.get('ETCD_TEST_APISIX_PASSWORD')
 CONFIG = '/usr/local/apisix/conf/config.yaml'
 BACKUP_SCRIPT = '/usr/local/sbin/etcd-backup'
 NODES = ('apisix01', 'apisix02')
@@ -25,7 +24,7 @@ NODES = ('apisix01', 'apisix02')
 
 @pytest.fixture(scope='module', autouse=True)
 def auth_is_on():
-    assert ROOT_PASSWORD and APISIX_PASSWORD, 'run by scenario etcd_auth: its molecule.yml sets the passwords'
+    assert ROOT_PASSWORD and APISIX_PASSWORD, 'the roles generate the passwords (secure default)'
 
 
 @pytest.fixture(scope='module')

@@ -1,10 +1,12 @@
-"""Every operation with etcd authentication on (scenario etcd_auth), run as an operator would with -vvv and --diff:
-each works, and no password, admin key or value under /apisix appears in what it prints.
+"""Every operation on the secure default (scenario secure: authentication and TLS), run as an operator would with
+-vvv and --diff: each works, and no password, admin key, TLS private key or value under /apisix appears in what it
+prints.
 
 Order matters (pytest runs a file top to bottom, each operation leaving a healthy stack for the next): backup,
 replace a member, a rolling restart, a forced failover with a write on the emergency node and the failback that
 carries it, a rolling update then one whose plugin fails (the rollback), the status tables, and last the restore of the
-backup after every member was stopped. The settings come from the scenario (molecule/etcd_auth/auth-vars.yml)."""
+backup after every member was stopped. No setting: the roles' defaults, with the passwords and certificates they
+generated for the lab."""
 
 import json
 import os
@@ -14,9 +16,8 @@ import uuid
 import pytest
 import yaml
 
-from conftest import ROOT_PASSWORD, lab_host, run_playbook, wait_for
+from conftest import APISIX_PASSWORD, LAB_CREDENTIALS, ROOT_PASSWORD, lab_host, run_playbook, wait_for
 
-APISIX_PASSWORD = os.environ.get('ETCD_TEST_APISIX_PASSWORD')
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 PLUGINS = os.path.join(REPO, 'tests', 'lab', 'apisix_standin', 'example_plugins')
 # A value written under /apisix before the operations: consumer credentials live there.
@@ -26,12 +27,21 @@ SECRET_KEY = '/apisix/consumers/auth-ops-test'
 
 @pytest.fixture(scope='module')
 def secrets(members):
-    assert ROOT_PASSWORD and APISIX_PASSWORD, 'run by scenario etcd_auth: its molecule.yml sets the passwords'
+    assert ROOT_PASSWORD and APISIX_PASSWORD, 'the roles generate the passwords (secure default)'
     members[0].client(user='apisix', password=APISIX_PASSWORD).put(SECRET_KEY, SECRET_VALUE)
     config = yaml.safe_load(lab_host('apisix01').file('/usr/local/apisix/conf/config.yaml').content_string)
     admin_key = config['deployment']['admin']['admin_key'][0]['key']
-    return dict(root_password=ROOT_PASSWORD, apisix_password=APISIX_PASSWORD, admin_key=admin_key,
-                value_under_apisix=SECRET_VALUE)
+    found = dict(root_password=ROOT_PASSWORD, apisix_password=APISIX_PASSWORD, admin_key=admin_key,
+                 value_under_apisix=SECRET_VALUE)
+    # Each private key the roles generated and installed (the CA's, the members', the other hosts' and the client
+    # one): a full line of its base64 body is enough to tell it was printed.
+    pki = os.path.join(LAB_CREDENTIALS, 'etcd-pki')
+    for name in sorted(os.listdir(pki)):
+        if name.endswith('.key'):
+            body = [line for line in open(os.path.join(pki, name)).read().splitlines() if '-----' not in line]
+            assert body, name
+            found['private key ' + name] = body[0]
+    return found
 
 
 def run(ansible_runner, secrets, playbook, *extra, expect_rc=0):
