@@ -9,6 +9,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import time
 
 import pytest
@@ -51,6 +52,45 @@ AUTH = bool(scenario_setting('etcd_cluster_auth', True))
 ROOT_PASSWORD = os.environ.get('ETCD_TEST_ROOT_PASSWORD') or (lab_credential('etcd-root') if AUTH else None)
 APISIX_PASSWORD = os.environ.get('ETCD_TEST_APISIX_PASSWORD') or (lab_credential('etcd-apisix') if AUTH else None)
 ROOT_USER = 'root' if ROOT_PASSWORD else None
+# Client and peer TLS: on by default; the URLs the tests build follow it.
+TLS = bool(scenario_setting('etcd_cluster_tls', True))
+SCHEME = 'https' if TLS else 'http'
+
+
+def client_url(address, port=2379):
+    """The URL of an etcd client port (a member's, the emergency node's, the gateway's front) in the lab's scheme."""
+    return '%s://%s:%d' % (SCHEME, address, port)
+
+
+def lab_client_tls():
+    """Client certificate for TLS labs: named by the scenario (molecule.yml verifier env), else the one the roles
+    generated for the lab (etcd_cluster's tls_generate: etcd-pki/client.*)."""
+    pki = os.path.join(LAB_CREDENTIALS, 'etcd-pki')
+    return dict(ca=os.environ.get('ETCD_TEST_CA') or os.path.join(pki, 'ca.crt'),
+                cert=os.environ.get('ETCD_TEST_CERT') or os.path.join(pki, 'client.crt'),
+                key=os.environ.get('ETCD_TEST_KEY') or os.path.join(pki, 'client.key'))
+
+
+def writer_options():
+    """tests/lab/writer.py's options for the lab's TLS and login (none in the plain mode)."""
+    options = []
+    if TLS:
+        tls = lab_client_tls()
+        options += ['--cacert', tls['ca'], '--cert', tls['cert'], '--key', tls['key']]
+    if ROOT_USER:
+        options += ['--user', ROOT_USER, '--password-file', os.path.join(LAB_CREDENTIALS, 'etcd-root')]
+    return options
+
+
+def lab_connection():
+    """A JSON-gateway connection (tests/lab/writer.py's) with the lab's TLS and login, as root."""
+    sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
+    try:
+        import writer  # pylint: disable=import-outside-toplevel
+    finally:
+        sys.path.pop(0)
+    tls = lab_client_tls() if TLS else dict(ca=None, cert=None, key=None)
+    return writer.Connection(tls['ca'], tls['cert'], tls['key'], ROOT_USER, ROOT_PASSWORD)
 
 
 def _inventory(config):
@@ -170,12 +210,7 @@ def module_runner(ansible_runner):
 
 @pytest.fixture(scope='session')
 def client_tls():
-    """Client certificate for TLS clusters: named by the scenario (molecule.yml verifier env), else the one the
-    roles generated for the lab (etcd_cluster's tls_generate: etcd-pki/client.*)."""
-    pki = os.path.join(LAB_CREDENTIALS, 'etcd-pki')
-    return dict(ca=os.environ.get('ETCD_TEST_CA') or os.path.join(pki, 'ca.crt'),
-                cert=os.environ.get('ETCD_TEST_CERT') or os.path.join(pki, 'client.crt'),
-                key=os.environ.get('ETCD_TEST_KEY') or os.path.join(pki, 'client.key'))
+    return lab_client_tls()
 
 
 @pytest.fixture(scope='session')

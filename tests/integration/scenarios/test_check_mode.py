@@ -5,7 +5,7 @@ and the services as they were. Run early, on the healthy stack site.yml built.""
 import json
 import os
 
-from conftest import lab_host, start_playbook
+from conftest import Member, lab_client_tls, lab_host, start_playbook
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 PLUGINS = os.path.join(REPO, 'tests', 'lab', 'apisix_standin', 'example_plugins', 'v2', 'apisix', 'plugins')
@@ -34,18 +34,19 @@ def files(host):
     return listing.splitlines()
 
 
-def revision(host):
-    found = host.run('ETCDCTL_API=3 etcdctl --endpoints http://127.0.0.1:2379 endpoint status -w json')
+def revision(member):
+    found = member.etcdctl('endpoint', 'status', '-w', 'json')
     return json.loads(found.stdout)[0]['Status']['header']['revision'] if found.rc == 0 else None
 
 
 def lab_state():
     hosts = dict((name, lab_host(name)) for name in HOSTS)
+    etcd01, emergency = (Member(name, hosts[name], lab_client_tls()) for name in ('etcd01', 'etcd-single'))
     state = dict((name, files(host)) for name, host in hosts.items())
     state['units'] = dict((name, hosts[name].run('systemctl is-active %s' % ' '.join(UNITS)).stdout.split())
                           for name in HOSTS)
-    state['revisions'] = [revision(hosts['etcd01']), revision(hosts['etcd-single'])]
-    state['members'] = hosts['etcd01'].run('ETCDCTL_API=3 etcdctl member list').stdout
+    state['revisions'] = [revision(etcd01), revision(emergency)]
+    state['members'] = etcd01.etcdctl('member', 'list').stdout
     return state
 
 

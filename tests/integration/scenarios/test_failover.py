@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import lab_host, read_writer_log, run_playbook, wait_for
+from conftest import Member, client_url, lab_client_tls, lab_connection, lab_host, read_writer_log, run_playbook, wait_for, writer_options
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
@@ -33,16 +33,15 @@ def b64(text):
 
 
 class Front(object):
-    """The etcd front on gw01, spoken to like a client does: the v3 JSON gateway through nginx."""
+    """The etcd front on gw01, spoken to like a client does: the v3 JSON gateway through nginx, with the lab's TLS
+    and login."""
 
     def __init__(self, url):
         self.url = url
+        self.connection = lab_connection()
 
     def call(self, path, body):
-        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                         headers={'Content-Type': 'application/json'})
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            return json.loads(answer.read())
+        return self.connection.request(self.url, path, body, timeout=5)
 
     def put(self, key, value):
         return self.call('/v3/kv/put', {'key': b64(key), 'value': b64(value)})
@@ -70,13 +69,7 @@ def emergency():
 @pytest.fixture(scope='module')
 def front(gateway):
     address = gateway.run("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -1").stdout.strip()
-    return Front('http://%s:2379' % address)
-
-
-def status_json(host, url='http://127.0.0.1:2379'):
-    result = host.run('ETCDCTL_API=3 etcdctl --endpoints %s endpoint status -w json' % url)
-    assert result.rc == 0, result.stderr
-    return json.loads(result.stdout)[0]['Status']
+    return Front(client_url(address))
 
 
 def cluster_id(members):
@@ -215,7 +208,7 @@ def outage(ansible_runner, members, emergency, front, tmp_path_factory):
     work = tmp_path_factory.mktemp('failover')
     log, stop = str(work / 'writer.log'), str(work / 'stop')
     writer = subprocess.Popen([sys.executable, WRITER, '--endpoints', front.url, '--log', log, '--stop-file', stop,
-                               '--prefix', PREFIX, '--retry-seconds', '20'])
+                               '--prefix', PREFIX, '--retry-seconds', '20'] + writer_options())
     assert wait_for(lambda: os.path.exists(log) and len(acked_with_times(log)) > 20, timeout=30)
     refresh = emergency.run('systemctl start etcd-emergency-refresh.service')
     assert refresh.rc == 0, refresh.stderr
@@ -242,7 +235,7 @@ def test_failover_switched_the_front(outage, gateway, emergency, front, members)
     assert marker and set(marker) >= {'switched_at', 'switched_epoch', 'revision_at_switch',
                                       'cluster_revision_at_switch'}, marker
     assert marker['cluster_revision_at_switch'] == outage['state']['revision']
-    assert front.cluster_id() == status_json(emergency)['header']['cluster_id'] != cluster_id(members[:1])
+    assert front.cluster_id() == cluster_id([Member('etcd-single', emergency, lab_client_tls())]) != cluster_id(members[:1])
     assert 'failed over: the front' in outage['out'] and 'RTO: first write through the front' in outage['out']
 
 

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import lab_host as host, read_writer_log
+from conftest import Member, client_url, lab_client_tls, lab_host as host, read_writer_log
 
 EPHEMERAL = os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY', '')
 # member name -> host it runs on after the move
@@ -23,9 +23,8 @@ PLACEMENT = {'etcd01': 'etcd01', 'etcd03': 'etcd04', 'etcd05': 'etcd05'}
 
 
 def etcdctl(on, *args):
-    env = read_env(host(on))
-    return host(on).run(' '.join(['ETCDCTL_API=3', 'etcdctl', '--endpoints', env['ETCD_ADVERTISE_CLIENT_URLS']]
-                                 + list(args)))
+    """etcdctl on the host ``on`` against the member it runs, with the lab's TLS and login."""
+    return Member(on, host(on), lab_client_tls()).etcdctl(*args)
 
 
 def read_env(h):
@@ -54,8 +53,8 @@ def test_member_keeps_its_id_and_moves_its_peer_url(before):
     assert sorted(after) == sorted(PLACEMENT), after
     assert '%016x' % after['etcd03']['ID'] == before['etcd03']['id'], (after['etcd03'], before['etcd03'])
     new_address = read_env(host('etcd04'))['ETCD_ADVERTISE_CLIENT_URLS'].split('//')[1].split(':')[0]
-    assert after['etcd03']['peerURLs'] == ['http://%s:2380' % new_address], after['etcd03']
-    assert after['etcd03']['clientURLs'] == ['http://%s:2379' % new_address], after['etcd03']
+    assert after['etcd03']['peerURLs'] == [client_url(new_address, 2380)], after['etcd03']
+    assert after['etcd03']['clientURLs'] == [client_url(new_address)], after['etcd03']
     assert not [m for m in after.values() if m.get('isLearner')], after
 
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import lab_host, run_playbook, start_playbook, wait_for
+from conftest import lab_host, run_playbook, start_playbook, wait_for, writer_options
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
@@ -143,7 +143,8 @@ def replaced(ansible_runner, members, tmp_path_factory):
     work = tmp_path_factory.mktemp('replace')
     log, stop = str(work / 'writer.log'), str(work / 'stop')
     writer = subprocess.Popen([sys.executable, WRITER, '--endpoints', ','.join(m.client_url for m in members),
-                               '--log', log, '--stop-file', stop, '--prefix', PREFIX, '--retry-seconds', '30'])
+                               '--log', log, '--stop-file', stop, '--prefix', PREFIX, '--retry-seconds', '30']
+                              + writer_options())
     rounds = []
     try:
         time.sleep(3)
