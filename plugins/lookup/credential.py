@@ -10,7 +10,8 @@ DOCUMENTATION = r"""
 name: credential
 short_description: A secret of the deployment, generated once and kept on the controller
 version_added: 0.2.0
-author: gatewayops maintainers
+author:
+  - gatewayops maintainers (@gatewayops)
 description:
   - Returns the secret kept in the file named by each term in O(dir) on the controller. When the file does not exist
     yet, a new random secret is written there first, readable by its owner only (mode 0600, in a directory of mode

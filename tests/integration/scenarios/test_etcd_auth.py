@@ -6,7 +6,6 @@ from the scenario's environment (molecule/etcd_auth/molecule.yml).
 """
 
 import json
-import os
 import re
 import shlex
 import uuid

@@ -56,7 +56,7 @@ def test_names_that_leave_the_directory_are_refused(tmp_path):
 def test_callers_that_race_get_one_secret(tmp_path):
     directory = str(tmp_path / 'credentials')
     got = []
-    threads = [threading.Thread(target=lambda: got.append(read_or_create(directory, 'etcd-root'))) for _ in range(16)]
+    threads = [threading.Thread(target=lambda: got.append(read_or_create(directory, 'etcd-root'))) for _caller in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
