@@ -111,7 +111,7 @@ def read_or_create(directory, name, length=32):
     except OSError as err:
         if err.errno != errno.EEXIST:
             raise AnsibleLookupError('credential: cannot create %s: %s' % (directory, err))
-    secret = ''.join(secrets.choice(_ALPHABET) for _ in range(length))
+    secret = ''.join(secrets.choice(_ALPHABET) for _position in range(length))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.' % name)  # mode 0600
     try:
         with os.fdopen(fd, 'wb') as out:
