@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The certificates of roles/etcd_cluster/tasks/tls_issue.yml, issued by a real ansible-playbook on the controller
+(community.crypto): a certificate whose names change (the front's name added to a member's) is issued again from
+the same CA, with the same key; the CA is never replaced; a run with nothing new changes no file."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+x509 = pytest.importorskip('cryptography.x509')
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+TLS_ISSUE = os.path.join(REPO, 'roles', 'etcd_cluster', 'tasks', 'tls_issue.yml')
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+
+
+def issue(directory, dns_names):
+    """tls_issue.yml for one member certificate (etcd01) in directory/pki."""
+    (directory / 'play.yml').write_text(json.dumps([{
+        'hosts': 'localhost', 'gather_facts': False, 'connection': 'local',
+        'vars': {'ansible_python_interpreter': sys.executable, 'etcd_cluster_tls_local_dir': str(directory / 'pki'),
+                 'etcd_cluster_tls_valid_days': 30, 'etcd_cluster_initial_cluster_token': 'unit',
+                 'etcd_cluster_tls_issue': [{'name': 'etcd01', 'dns_names': dns_names,
+                                             'ip_addresses': ['10.0.0.1']}]},
+        'tasks': [{'ansible.builtin.include_tasks': TLS_ISSUE}],
+    }]))
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith('ANSIBLE_'))
+    env.update(ANSIBLE_NOCOLOR='1', ANSIBLE_LOCAL_TEMP=str(directory / 'tmp'), ANSIBLE_HOME=str(directory / 'home'),
+               ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0')
+    done = subprocess.run([ANSIBLE_PLAYBOOK, 'play.yml'], cwd=str(directory), env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return dict((name, (directory / 'pki' / name).read_bytes())
+                for name in ('ca.crt', 'ca.key', 'etcd01.crt', 'etcd01.key'))
+
+
+def dns_names(pem):
+    cert = x509.load_pem_x509_certificate(pem)
+    return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+
+
+def test_a_member_certificate_gains_the_front_name_from_the_same_ca(tmp_path):
+    if not os.path.exists(ANSIBLE_PLAYBOOK):
+        pytest.skip('ansible-playbook not installed')
+    before = issue(tmp_path, ['etcd01'])
+    assert 'etcd-front' not in dns_names(before['etcd01.crt'])
+    after = issue(tmp_path, ['etcd01', 'etcd-front'])
+    assert after['ca.crt'] == before['ca.crt'] and after['ca.key'] == before['ca.key'], 'the CA was replaced'
+    assert after['etcd01.key'] == before['etcd01.key']
+    assert after['etcd01.crt'] != before['etcd01.crt']
+    assert sorted(dns_names(after['etcd01.crt'])) == ['etcd-front', 'etcd01', 'localhost']
+    ca = x509.load_pem_x509_certificate(after['ca.crt'])
+    x509.load_pem_x509_certificate(after['etcd01.crt']).verify_directly_issued_by(ca)
+    assert issue(tmp_path, ['etcd01', 'etcd-front']) == after, 'a run with nothing new changed a file'
