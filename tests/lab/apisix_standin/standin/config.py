@@ -47,6 +47,44 @@ def _ip_port(section, default_ip, default_port, what):
     return ip, port
 
 
+def _existing_file(path, what):
+    if not isinstance(path, str) or not path:
+        raise ConfigError('%s must be a file path' % what)
+    # As APISIX's CLI: a relative path is taken from the working directory (APISIX's home).
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError("%s: certificate path %s doesn't exist" % (what, path))
+    return path
+
+
+def _etcd_tls(tls, ssl_section):
+    """deployment.etcd.tls and apisix.ssl.ssl_trusted_certificate, as apisix/core/etcd.lua reads them for https
+    hosts: verify (default true), cert and key (the client certificate), sni (else the URL's host); the CA is
+    apisix.ssl.ssl_trusted_certificate ("system" or absent: the system's CAs)."""
+    tls = {} if tls is None else tls
+    ssl_section = {} if ssl_section is None else ssl_section
+    if not isinstance(tls, dict):
+        raise ConfigError('deployment.etcd.tls must be a mapping')
+    if not isinstance(ssl_section, dict):
+        raise ConfigError('apisix.ssl must be a mapping')
+    out = {'verify': tls.get('verify', True) is not False, 'cert': None, 'key': None, 'sni': None, 'ca': None}
+    if tls.get('cert') is not None:
+        out['cert'] = _existing_file(tls['cert'], 'deployment.etcd.tls.cert')
+        if tls.get('key') is None:
+            raise ConfigError('deployment.etcd.tls.key is required with deployment.etcd.tls.cert')
+        out['key'] = _existing_file(tls['key'], 'deployment.etcd.tls.key')
+    elif tls.get('key') is not None:
+        raise ConfigError('deployment.etcd.tls.cert is required with deployment.etcd.tls.key')
+    if tls.get('sni') is not None:
+        if not isinstance(tls['sni'], str) or not tls['sni']:
+            raise ConfigError('deployment.etcd.tls.sni must be a host name')
+        out['sni'] = tls['sni']
+    trusted = ssl_section.get('ssl_trusted_certificate', 'system')
+    if trusted != 'system':
+        out['ca'] = _existing_file(trusted, 'apisix.ssl.ssl_trusted_certificate')
+    return out
+
+
 def load_config(path=CONF_PATH):
     """Read and validate config.yaml; returns a normalised dict or raises ConfigError."""
     try:
@@ -142,10 +180,8 @@ def load_config(path=CONF_PATH):
         parsed = urllib.parse.urlsplit(str(host))
         if parsed.scheme not in ('http', 'https') or not parsed.hostname:
             raise ConfigError('malformed etcd endpoint: %s' % host)
-        if parsed.scheme == 'https':
-            raise ConfigError('the lab stand-in reaches etcd over http only (no lab scenario runs APISIX with TLS '
-                              'etcd): %s' % host)
     conf['etcd_hosts'] = [str(h).rstrip('/') for h in hosts]
+    conf['etcd_tls'] = _etcd_tls(etcd.get('tls'), apisix.get('ssl'))
     prefix = str(etcd.get('prefix', '/apisix'))
     if not prefix.startswith('/'):
         raise ConfigError('deployment.etcd.prefix must start with /')

@@ -3,15 +3,40 @@
 import base64
 import http.client
 import json
+import ssl
 import sys
 import threading
 import urllib.parse
 
-from .common import ETCD_DIRS, die, log
+from .common import ETCD_DIRS, ConfigError, die, log
 
 
 class EtcdError(Exception):
     pass
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """https with the server name APISIX uses: deployment.etcd.tls.sni, sent and verified, else the URL's host."""
+
+    def __init__(self, host, port, server_name, context, timeout):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.server_name = server_name
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.server_name)
+
+
+def tls_context(tls):
+    """The client side of etcd's TLS from conf['etcd_tls']: the CA (or the system's), the client certificate, and
+    verification of the chain and of the name unless verify is false."""
+    context = ssl.create_default_context(cafile=tls['ca'])
+    if not tls['verify']:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if tls['cert']:
+        context.load_cert_chain(tls['cert'], tls['key'])
+    return context
 
 
 class Etcd:
@@ -22,6 +47,14 @@ class Etcd:
         self.prefix = conf['etcd_prefix']
         self.timeout = conf['etcd_timeout']
         self.user, self.password = conf['etcd_user'], conf['etcd_password']
+        self.tls = conf['etcd_tls']
+        self.context = None
+        if any(host.startswith('https://') for host in self.hosts):
+            try:
+                self.context = tls_context(self.tls)
+            except (OSError, ValueError) as error:
+                raise ConfigError('cannot load the TLS files of deployment.etcd.tls and apisix.ssl.'
+                                  'ssl_trusted_certificate: %s' % error)
         self.current = 0
         self.token = None
         self.lock = threading.Lock()
@@ -29,12 +62,16 @@ class Etcd:
     def same_settings(self, conf):
         return (self.hosts == conf['etcd_hosts'] and self.prefix == conf['etcd_prefix'] and
                 self.user == conf['etcd_user'] and self.password == conf['etcd_password'] and
-                self.timeout == conf['etcd_timeout'])
+                self.timeout == conf['etcd_timeout'] and self.tls == conf['etcd_tls'])
 
     def raw_request(self, host, method, path, body=None, headers=None, timeout=None):
         parsed = urllib.parse.urlsplit(host)
         timeout = self.timeout if timeout is None else timeout
-        conn = http.client.HTTPConnection(parsed.hostname, parsed.port or 2379, timeout=timeout)
+        if parsed.scheme == 'https':
+            conn = _HTTPSConnection(parsed.hostname, parsed.port or 2379, self.tls['sni'] or parsed.hostname,
+                                    self.context, timeout)
+        else:
+            conn = http.client.HTTPConnection(parsed.hostname, parsed.port or 2379, timeout=timeout)
         try:
             data = None if body is None else json.dumps(body).encode()
             all_headers = {'Content-Type': 'application/json'}
@@ -131,7 +168,10 @@ class Etcd:
 
 def etcd_startup_check(conf):
     """What `apisix start` does before anything else: the etcd hosts' health and the init_dir writes."""
-    client = Etcd(conf)
+    try:
+        client = Etcd(conf)
+    except ConfigError as error:
+        die(str(error))
     healthy = []
     for host in conf['etcd_hosts']:
         answer, error = None, None

@@ -136,6 +136,7 @@ class Server(Apis):
         with self.reload_lock:
             try:
                 conf = load_config()
+                etcd = None if self.etcd.same_settings(conf) else Etcd(conf)
                 runtime = self.new_runtime(conf)
             except (ConfigError, PluginLoadError, OSError) as error:
                 log('error', 'reload failed, keeping the running configuration and plugins: %s' % error)
@@ -152,8 +153,8 @@ class Server(Apis):
                 old = self.runtime
                 self.conf = conf
                 self.runtime = runtime
-            if not self.etcd.same_settings(conf):
-                self.etcd = Etcd(conf)
+            if etcd is not None:
+                self.etcd = etcd
                 self.etcd_state = None
             if old:
                 old.retire()
