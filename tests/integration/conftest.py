@@ -21,6 +21,7 @@ os.environ.setdefault('PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION', 'python')
 import etcd3  # noqa: E402  pylint: disable=wrong-import-position
 
 ENV_FILE = '/etc/etcd/etcd.conf'
+APISIX_CONFIG = '/usr/local/apisix/conf/config.yaml'
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 LAB_SLOT = int(os.environ.get('LAB_SLOT') or 0)
 # What the roles generated for this lab on the controller (inventory/lab/hosts.yml: etcd_cluster_credentials_dir).
@@ -279,3 +280,27 @@ def explain(members):
     def _explain(message):
         return message + '\n' + '\n'.join('--- journal of %s ---\n%s' % (m.name, m.journal()) for m in members)
     return _explain
+
+
+# --- the APISIX nodes ----------------------------------------------------------------------------------------
+
+def curl(on, *args):
+    """curl on a lab host -> (status code or 0, body)."""
+    done = on.run('curl -s -m 10 -o /tmp/curl.out -w %%{http_code} %s; cat /tmp/curl.out' % ' '.join(
+        shlex.quote(a) for a in args))
+    code, body = done.stdout[:3], done.stdout[3:]
+    return (int(code) if code.isdigit() else 0), body
+
+
+def admin_key():
+    """The deployment's admin key, from apisix01's config.yaml."""
+    config = yaml.safe_load(lab_host('apisix01').file(APISIX_CONFIG).content_string)
+    return config['deployment']['admin']['admin_key'][0]['key']
+
+
+def admin(node, method, path, body=None, key=None):
+    """The admin API of a node, asked on the node itself (inside allow_admin)."""
+    args = ['-X', method, 'http://127.0.0.1:9180/apisix/admin/' + path, '-H', 'X-API-KEY: ' + (key or admin_key())]
+    if body is not None:
+        args += ['-H', 'Content-Type: application/json', '-d', json.dumps(body)]
+    return curl(lab_host(node), *args)

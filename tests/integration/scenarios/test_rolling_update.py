@@ -10,7 +10,6 @@ Order matters (pytest runs the file top to bottom).
 import hashlib
 import json
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -18,14 +17,13 @@ import time
 import pytest
 import yaml
 
-from conftest import lab_host as host, run_playbook, wait_for
+from conftest import APISIX_CONFIG as CONFIG, admin, admin_key, curl, lab_host as host, run_playbook, wait_for
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 PLUGINS = os.path.join(REPO, 'tests', 'lab', 'apisix_standin', 'example_plugins')
 LOADGEN = os.path.join(REPO, 'tests', 'lab', 'loadgen.py')
 NODES = ('apisix01', 'apisix02')
 PLUGIN = 'gatewayops-tag'
-CONFIG = '/usr/local/apisix/conf/config.yaml'
 DRAINED = '/etc/nginx/gatewayops/drained.json'
 WELL_KNOWN_KEY = 'edd1c9f034335f136f87ad84b625c8f1'
 # What every rolling update of these tests ships besides the source tree.
@@ -40,26 +38,6 @@ def source(version):
 def plugin_sha(version):
     with open(os.path.join(source(version), PLUGIN + '.lua'), 'rb') as f:
         return hashlib.sha256(f.read()).hexdigest()
-
-
-def curl(on, *args):
-    """curl on a lab host -> (status code or 0, body)."""
-    done = on.run('curl -s -m 10 -o /tmp/curl.out -w %%{http_code} %s; cat /tmp/curl.out' % ' '.join(
-        shlex.quote(a) for a in args))
-    code, body = done.stdout[:3], done.stdout[3:]
-    return (int(code) if code.isdigit() else 0), body
-
-
-def admin_key():
-    return yaml.safe_load(host('apisix01').file(CONFIG).content_string)['deployment']['admin']['admin_key'][0]['key']
-
-
-def admin(node, method, path, body=None, key=None):
-    """The admin API of a node, asked on the node itself (inside allow_admin)."""
-    args = ['-X', method, 'http://127.0.0.1:9180/apisix/admin/' + path, '-H', 'X-API-KEY: ' + (key or admin_key())]
-    if body is not None:
-        args += ['-H', 'Content-Type: application/json', '-d', json.dumps(body)]
-    return curl(host(node), *args)
 
 
 def loaded_plugins(node):
