@@ -24,8 +24,12 @@ ENV_FILE = '/etc/etcd/etcd.conf'
 APISIX_CONFIG = '/usr/local/apisix/conf/config.yaml'
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 LAB_SLOT = int(os.environ.get('LAB_SLOT') or 0)
-# What the roles generated for this lab on the controller (inventory/lab/hosts.yml: etcd_cluster_credentials_dir).
-LAB_CREDENTIALS = os.path.join(REPO, 'inventory', 'lab', 'credentials', 'lab%d' % LAB_SLOT)
+# What the roles generated for this lab on the controller (inventory/lab/hosts.yml: etcd_cluster_credentials_dir,
+# beside the inventory). Molecule links the lab's inventory into the scenario's own directory, which is then the
+# inventory_dir the roles wrote to.
+LAB_INVENTORY_DIR = (os.path.dirname(os.environ['MOLECULE_INVENTORY_FILE']) if os.environ.get('MOLECULE_INVENTORY_FILE')
+                     else os.path.join(REPO, 'inventory', 'lab'))
+LAB_CREDENTIALS = os.path.join(LAB_INVENTORY_DIR, 'credentials', 'lab%d' % LAB_SLOT)
 
 
 def scenario_setting(name, default):
