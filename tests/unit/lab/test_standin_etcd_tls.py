@@ -251,9 +251,3 @@ def test_etcd_refuses_a_client_without_a_certificate_of_its_ca(tmp_path, pki, et
     with pytest.raises(EtcdError):
         Etcd(conf).put('/apisix/routes/1', '{}')
 
-
-def test_new_tls_settings_make_a_new_client(tmp_path, pki):
-    conf = _config(tmp_path, ['https://10.0.0.1:2379'], _tls(pki), pki['ca'])
-    client = Etcd(conf)
-    assert client.same_settings(conf)
-    assert not client.same_settings(_config(tmp_path, ['https://10.0.0.1:2379'], _tls(pki, sni='x'), pki['ca']))

@@ -59,11 +59,6 @@ class Etcd:
         self.token = None
         self.lock = threading.Lock()
 
-    def same_settings(self, conf):
-        return (self.hosts == conf['etcd_hosts'] and self.prefix == conf['etcd_prefix'] and
-                self.user == conf['etcd_user'] and self.password == conf['etcd_password'] and
-                self.timeout == conf['etcd_timeout'] and self.tls == conf['etcd_tls'])
-
     def raw_request(self, host, method, path, body=None, headers=None, timeout=None):
         parsed = urllib.parse.urlsplit(host)
         timeout = self.timeout if timeout is None else timeout

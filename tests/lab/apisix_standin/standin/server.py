@@ -136,7 +136,9 @@ class Server(Apis):
         with self.reload_lock:
             try:
                 conf = load_config()
-                etcd = None if self.etcd.same_settings(conf) else Etcd(conf)
+                # APISIX's reload starts new workers, whose etcd clients log in afresh: a token of the etcd of before
+                # a failover (which the emergency node holds up to its timeout, then refuses) is not carried over.
+                etcd = Etcd(conf)
                 runtime = self.new_runtime(conf)
             except (ConfigError, PluginLoadError, OSError) as error:
                 log('error', 'reload failed, keeping the running configuration and plugins: %s' % error)
@@ -153,9 +155,8 @@ class Server(Apis):
                 old = self.runtime
                 self.conf = conf
                 self.runtime = runtime
-            if etcd is not None:
-                self.etcd = etcd
-                self.etcd_state = None
+            self.etcd = etcd
+            self.etcd_state = None
             if old:
                 old.retire()
             log('notice', 'configuration reloaded: generation %d, plugins %s' % (
