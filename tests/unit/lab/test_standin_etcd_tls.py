@@ -250,4 +250,3 @@ def test_etcd_refuses_a_client_without_a_certificate_of_its_ca(tmp_path, pki, et
     conf = _config(tmp_path, [_url(etcd_server)], tls, pki['ca'])
     with pytest.raises(EtcdError):
         Etcd(conf).put('/apisix/routes/1', '{}')
-
