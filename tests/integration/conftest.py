@@ -165,6 +165,17 @@ class Member(object):
             client.call_credentials = None
         return client
 
+    def module_connection(self):
+        """The connection options of the collection's etcd modules run on this member: its own certificate (which
+        carries clientAuth) and root's login, as the roles' module defaults give them."""
+        options = {}
+        if self.client_url.startswith('https'):
+            options.update(ca_cert=self.env['ETCD_TRUSTED_CA_FILE'], client_cert=self.env['ETCD_CERT_FILE'],
+                           client_key=self.env['ETCD_KEY_FILE'])
+        if ROOT_USER:
+            options.update(user=ROOT_USER, password=ROOT_PASSWORD)
+        return options
+
     def etcdctl(self, *args):
         """Run etcdctl on the member against its own client URL; returns the command result."""
         tls = []

@@ -54,15 +54,22 @@ class Connection(object):
         return self.tokens.get(endpoint)
 
     def request(self, endpoint, path, payload, timeout):
-        """POST payload to endpoint's path, logged in when a user is set; -> the answer."""
+        """POST payload to endpoint's path, logged in when a user is set; -> the answer.
+
+        A token is renewed once when etcd refuses it, or when the request times out with it: etcd holds a request
+        whose simple token names a raft index it has not applied until the request's deadline, and an endpoint that
+        now reaches another etcd (the front after a failover) has not applied the old one's."""
         try:
             return self.call(endpoint, path, payload, timeout, self.token(endpoint, timeout))
         except urllib.error.HTTPError as error:
             said = error.read().decode(errors='replace')
             if not self.user or 'token' not in said:
                 raise RuntimeError('HTTP %d: %s' % (error.code, said))
-            self.tokens.pop(endpoint, None)
-            return self.call(endpoint, path, payload, timeout, self.token(endpoint, timeout))
+        except (TimeoutError, urllib.error.URLError):
+            if not self.tokens.get(endpoint):
+                raise
+        self.tokens.pop(endpoint, None)
+        return self.call(endpoint, path, payload, timeout, self.token(endpoint, timeout))
 
     def put(self, endpoint, key, value, timeout):
         body = {'key': base64.b64encode(key.encode()).decode(), 'value': base64.b64encode(value.encode()).decode()}

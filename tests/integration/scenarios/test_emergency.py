@@ -326,10 +326,11 @@ def version_through_the_front(client, gateway):
     tls = ''
     if TLS:
         for name, path in lab_client_tls().items():
-            subprocess.run(['docker', 'cp', path, '%s:/tmp/lab-client-%s' % (container_name(client), name)],
+            subprocess.run(['docker', 'cp', path, '%s:/var/tmp/lab-client-%s' % (container_name(client), name)],
                            check=True)
-        # -k: the front shows a member's certificate, which names the member, not the gateway's address.
-        tls = '-k --cacert /tmp/lab-client-ca --cert /tmp/lab-client-cert --key /tmp/lab-client-key '
+        # Not /tmp, where the container's systemd mounts a tmpfs over what docker cp writes. -k: the front shows a
+        # member's certificate, which names the member and the front's name, not the gateway's address.
+        tls = '-k --cacert /var/tmp/lab-client-ca --cert /var/tmp/lab-client-cert --key /var/tmp/lab-client-key '
     done = lab_host(client).run('curl -sS -m 5 %s%s/version' % (tls, client_url(address)))
     return done.rc, done.stdout + done.stderr
 

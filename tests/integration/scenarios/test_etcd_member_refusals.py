@@ -15,6 +15,7 @@ def refused(module_runner):
     """refused(member, **args): run etcd_member on a member, expect a failure, return its message."""
     def run(member, **args):
         args.setdefault('endpoints', [member.client_url])
+        args = dict(member.module_connection(), **args)
         with pytest.raises(ModuleFailed) as failure:
             module_runner(member.name, 'gatewayops.apisix_ha.etcd_member', **args)
         return failure.value.result.get('msg', '')

@@ -266,10 +266,10 @@ def test_not_leader_moves_the_leadership_and_is_idempotent(replaced, members, mo
     leader = leader_name(members)
     endpoints = [m.client_url for m in members]
     result = module_runner(members[0].name, 'gatewayops.apisix_ha.etcd_member', name=leader, state='not_leader',
-                           endpoints=endpoints)
+                           endpoints=endpoints, **members[0].module_connection())
     assert result['changed'] is True, result
     assert result['previous_leader']['name'] == leader and result['leader']['name'] != leader, result
     assert leader_name(members) == result['leader']['name']
     again = module_runner(members[0].name, 'gatewayops.apisix_ha.etcd_member', name=leader, state='not_leader',
-                          endpoints=endpoints)
+                          endpoints=endpoints, **members[0].module_connection())
     assert again['changed'] is False and again['actions'] == [], again
