@@ -26,35 +26,11 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _file_tx
 from ansible_collections.gatewayops.apisix_ha.plugins.modules import apisix_plugin_sync
 
-STEPS = ('rename', 'replace', 'link', 'symlink', 'mkdir', 'rmdir', 'unlink', 'remove', 'chmod', 'fchmod', 'chown',
-         'fchown', 'lchown', 'fsync')
+from sigkill_steps import install_killer
 
 
 class Done(Exception):
     pass
-
-
-def _install_killer(at, steps):
-    """In the child: every call that changes the disk is a step; at step ``at`` the process is SIGKILLed."""
-    def step(what):
-        if at is not None and len(steps) == at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        steps.append(what)
-
-    def wrap(owner, name, only=None):
-        real = getattr(owner, name, None)
-        if real is None:
-            return
-
-        def call(*args, **kwargs):
-            if only is None or only(*args, **kwargs):
-                step('%s %s' % (name, os.path.basename(str(args[0])) if args else ''))
-            return real(*args, **kwargs)
-        setattr(owner, name, call)
-    for name in STEPS:
-        wrap(os, name)
-    wrap(os, 'open', only=lambda path, flags, *a, **k: bool(flags & os.O_CREAT))
-    wrap(_file_tx, 'exchange')
 
 
 def _no_exchange(a, b):
@@ -75,7 +51,7 @@ def run_child(args, out, at=None, exchange=True):
             basic.AnsibleModule.fail_json = lambda self, msg, **kw: leave(self, msg=msg, failed=True, **kw)
             if not exchange:
                 _file_tx.exchange = _no_exchange
-            _install_killer(at, steps)
+            install_killer(at, steps)
             with patch_module_args(args):
                 try:
                     apisix_plugin_sync.main()

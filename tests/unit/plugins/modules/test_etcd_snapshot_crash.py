@@ -23,6 +23,8 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.gatewayops.apisix_ha.plugins.modules import etcd_snapshot
 
+from sigkill_steps import install_killer
+
 SNAPSHOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'snapshots',
                                         'etcd-3.4.23-6keys.db'))
 
@@ -85,14 +87,18 @@ class KillingOps(etcd_snapshot.FileOps):
         super(KillingOps, self).write_json(path, doc, mode)
 
 
-def run_child(args, out, at=None):
-    """Run the module in a forked child -> (result or None when it was killed, the steps it went through)."""
+def run_child(args, out, at=None, syscalls=False):
+    """Run the module in a forked child -> (result or None when it was killed, the steps it went through).
+    ``syscalls``: the steps are the child's every call that changes the disk, not the module's FileOps."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 0
         try:
             KillingOps.at, KillingOps.steps = at, []
-            etcd_snapshot.FileOps = KillingOps
+            if syscalls:
+                install_killer(at, KillingOps.steps)
+            else:
+                etcd_snapshot.FileOps = KillingOps
 
             def leave(self, **kwargs):
                 raise Done(kwargs)
@@ -151,12 +157,12 @@ class Member(object):
                          initial_advertise_peer_urls=['http://127.0.0.1:32580'], bin_dir=self.bin,
                          force=start == 'initialised')
 
-    def run(self, at=None, kill_during_restore=False):
+    def run(self, at=None, kill_during_restore=False, syscalls=False):
         flag = os.path.join(self.bin, 'KILL_DURING_RESTORE')
         if kill_during_restore:
             open(flag, 'w').close()
         try:
-            return run_child(self.args, os.path.join(self.root, 'result.json'), at)
+            return run_child(self.args, os.path.join(self.root, 'result.json'), at, syscalls)
         finally:
             if os.path.exists(flag):
                 os.unlink(flag)
@@ -274,3 +280,23 @@ def test_a_restore_into_an_absent_dir_leaves_the_directories_beside_it_alone(tmp
     result, _ = member.run()
     assert result['changed'] is True and member.generation() == 'new'
     assert os.listdir(member.data_dir + '.unused') == ['mine']
+
+
+@pytest.mark.parametrize('start', STARTS)
+def test_killed_at_any_call_that_changes_the_disk_the_next_run_recovers(tmp_path, start):
+    """Finer than the FileOps steps: every rename, mkdir, chmod, chown, fsync, unlink, creation of a file."""
+    result, steps = Member(tmp_path / 'count', start).run(syscalls=True)
+    assert not result.get('failed') and len(steps) > 10, (result, steps)
+    for at, where in enumerate(steps):
+        member = Member(tmp_path / str(at), start)
+        old = member.generation()
+        assert member.run(at=at, syscalls=True)[0] is None, 'not killed at %d (%s)' % (at, where)
+        now = member.generation()
+        if now is None and old == 'old':
+            kept, _ = member.beside()
+            assert [member.generation(os.path.join(member.parent, k)) for k in kept] == ['old'], (at, where)
+        else:
+            assert now in (old, 'new'), 'killed at %d (%s): %s' % (at, where, now)
+        result, _ = member.run()
+        assert not result.get('failed'), (at, where, result)
+        assert member.generation() == 'new' and member.beside()[1] == [], (at, where, member.beside())
