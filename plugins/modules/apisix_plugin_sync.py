@@ -31,7 +31,7 @@ description:
     plugins or the whole new one, whenever the run stops, even killed. O(config_dest) is then written to a
     temporary file beside it and renamed into place. If writing fails half way, what was already replaced is put
     back from the backup before the task fails. An O(plugins_dest) that is a mount point is changed file by file.
-  - A run killed half way is finished by the next one: it removes what the killed run left beside O(plugins_dest),
+  - A run killed half way is finished by the next one, which removes what the killed run left beside O(plugins_dest),
     O(config_dest) and in O(backup_dir), and, given the same arguments, goes on under the killed run's backup, so
     that the latest backup still puts back what was there before either run.
   - Files present in O(plugins_dest) but not in O(plugins_src) are removed only with O(delete=true).
@@ -754,7 +754,8 @@ class PluginSync(GatewayopsModule):
         for e in changes:
             rec = recs.get(e['dest'])
             if rec is None or rec.get('new_sha256') != e.get('src_sha256') or \
-                    rec['existed'] != (e['action'] != 'added') or (rec['existed'] and rec['sha256'] != e['dest_sha256']):
+                    rec['existed'] != (e['action'] != 'added') or \
+                    rec['existed'] and rec['sha256'] != e['dest_sha256']:
                 return None
         if not set(d['path'] for d in dirs_create) <= set(manifest['dirs_created']) or \
                 not set(d['path'] for d in dirs_remove) <= set(d['path'] for d in manifest['dirs_removed']):
@@ -827,6 +828,7 @@ class PluginSync(GatewayopsModule):
         plugins = [e for e in changes if e['kind'] == 'plugin']
         if tree is not None and not (plugins or dirs_remove or [d for d in dirs_create if is_inside(d['path'], dest)]):
             tree = None
+
         def where(path):
             if tree is None or not is_inside(path, dest):
                 return path

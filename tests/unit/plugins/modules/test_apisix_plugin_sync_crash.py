@@ -42,6 +42,7 @@ def run_child(args, out, at=None, exchange=True):
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 0
+        result = None
         try:
             steps = []
 
@@ -63,7 +64,7 @@ def run_child(args, out, at=None, exchange=True):
             code = 3
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    status = os.waitpid(pid, 0)[1]
     if os.WIFSIGNALED(status):
         assert os.WTERMSIG(status) == signal.SIGKILL
         return None, None
@@ -164,7 +165,7 @@ def test_killed_at_any_step_the_plugins_are_whole_and_the_next_run_completes(ref
     for at in range(len(reference['steps'])):
         node = Node(tmp_path / str(at))
         where = reference['steps'][at]
-        result, _ = node.run(at=at, exchange=exchange)
+        result = node.run(at=at, exchange=exchange)[0]
         assert result is None, 'not killed at %d (%s)' % (at, where)
 
         plugins, conf = node.served()
@@ -177,13 +178,13 @@ def test_killed_at_any_step_the_plugins_are_whole_and_the_next_run_completes(ref
         # config.yaml itself is old or new (a temporary file of its write may be beside it)
         assert conf['config.yaml'] in (old[1]['config.yaml'], new[1]['config.yaml']), 'killed at %d (%s)' % (at, where)
 
-        result, _ = node.run(exchange=exchange)
+        result = node.run(exchange=exchange)[0]
         assert not result.get('failed'), (at, where, result)
         assert node.served() == new, 'killed at %d (%s): the next run did not complete' % (at, where)
         assert node.beside() == [], 'killed at %d (%s): left %s' % (at, where, node.beside())
 
         # The record: the latest backup puts back the whole old set.
-        result, _ = node.run(state='restored', backup='latest')
+        result = node.run(state='restored', backup='latest')[0]
         assert not result.get('failed'), (at, where, result)
         assert node.served() == old, 'killed at %d (%s): the latest backup does not give the old set back' % (
             at, where)

@@ -93,6 +93,7 @@ def run_child(args, out, at=None, syscalls=False):
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 0
+        result = None
         try:
             KillingOps.at, KillingOps.steps = at, []
             if syscalls:
@@ -115,7 +116,7 @@ def run_child(args, out, at=None, syscalls=False):
             code = 3
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    status = os.waitpid(pid, 0)[1]
     if os.WIFSIGNALED(status):
         assert os.WTERMSIG(status) == signal.SIGKILL
         return None, None
@@ -228,22 +229,22 @@ def test_killed_at_any_step_the_data_dir_is_whole_and_the_next_run_recovers(poin
     member = Member(tmp_path, start)
     old = member.generation()
     if point == DURING_RESTORE:
-        result, _ = member.run(kill_during_restore=True)
+        result = member.run(kill_during_restore=True)[0]
     else:
-        result, _ = member.run(at=point)
+        result = member.run(at=point)[0]
     assert result is None, 'the run was not killed'
 
     # Right after the kill: the data dir holds the old generation or the new one, whole; only between the two
     # renames of a replacement it is absent, the old generation whole under its kept name.
     now = member.generation()
-    kept, _ = member.beside()
+    kept = member.beside()[0]
     if now is None and old == 'old':
         assert [member.generation(os.path.join(member.parent, k)) for k in kept] == ['old']
     else:
         assert now in (old, 'new'), now
 
     # The next run, same arguments: it recovers by itself and says what it did.
-    result, _ = member.run()
+    result = member.run()[0]
     assert not result.get('failed'), result
     assert member.generation() == 'new'
     kept, others = member.beside()
@@ -266,18 +267,18 @@ def test_a_restore_that_finds_the_killed_runs_swap_says_it_put_the_data_dir_back
     member = Member(tmp_path, 'initialised')
     assert member.run(at=3)[0] is None  # killed between the two renames: the data dir is absent
     assert member.generation() is None
-    result, _ = member.run()
+    result = member.run()[0]
     assert result['changed'] is True and result['data_dir_state'] == 'initialised', result
     assert any(a.startswith('put %s back as it was before a restore that was killed' % member.data_dir)
                for a in result['actions']), result['actions']
     assert member.generation() == 'new'
-    kept, _ = member.beside()
+    kept = member.beside()[0]
     assert [member.generation(os.path.join(member.parent, k)) for k in kept] == ['old']
 
 
 def test_a_restore_into_an_absent_dir_leaves_the_directories_beside_it_alone(tmp_path):
     member = Member(tmp_path, 'absent')
-    result, _ = member.run()
+    result = member.run()[0]
     assert result['changed'] is True and member.generation() == 'new'
     assert os.listdir(member.data_dir + '.unused') == ['mine']
 
@@ -293,10 +294,10 @@ def test_killed_at_any_call_that_changes_the_disk_the_next_run_recovers(tmp_path
         assert member.run(at=at, syscalls=True)[0] is None, 'not killed at %d (%s)' % (at, where)
         now = member.generation()
         if now is None and old == 'old':
-            kept, _ = member.beside()
+            kept = member.beside()[0]
             assert [member.generation(os.path.join(member.parent, k)) for k in kept] == ['old'], (at, where)
         else:
             assert now in (old, 'new'), 'killed at %d (%s): %s' % (at, where, now)
-        result, _ = member.run()
+        result = member.run()[0]
         assert not result.get('failed'), (at, where, result)
         assert member.generation() == 'new' and member.beside()[1] == [], (at, where, member.beside())
