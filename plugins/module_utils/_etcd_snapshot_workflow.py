@@ -322,7 +322,8 @@ def has_content(path):
 
 class DataDirSwap(object):
     """Put ``staging_root``/<base> in place of ``data_dir``; what was there is kept as ``keep_as`` (an older
-    ``keep_as`` is moved into the staging root, removed by commit()).
+    ``keep_as`` is moved into the staging root, removed by commit()). ``keep_as`` None: nothing is kept (what is
+    in place holds nothing: ``replaces`` is false), and nothing beside ``data_dir`` is touched.
 
     forward(): 1. keep_as -> staging_root/discarded; 2. data_dir -> keep_as (when it holds anything);
     3. staging_root/<base> -> data_dir; 4. fsync the parent. Every state in between holds one whole generation
@@ -340,12 +341,14 @@ class DataDirSwap(object):
         self.discarded = os.path.join(staging_root, 'discarded')
         # Whether data_dir holds data that step 2 moves to keep_as (a later run reads it from the journal).
         self.replaces = has_content(self.data_dir) if replaces is None else replaces
+        if keep_as is None and self.replaces:
+            raise ValueError('%s holds data: it needs a name to be kept as' % self.data_dir)
 
     def new_in_place(self):
         return not os.path.lexists(self.staged) and os.path.lexists(self.data_dir)
 
     def forward(self):
-        if os.path.lexists(self.keep_as):
+        if self.keep_as is not None and os.path.lexists(self.keep_as):
             self.ops.rename(self.keep_as, self.discarded)
         if self.replaces:
             self.ops.rename(self.data_dir, self.keep_as)
@@ -357,6 +360,9 @@ class DataDirSwap(object):
         """Undo forward() from wherever it stopped (also in a later run): the replaced data back in place."""
         if self.new_in_place() and os.path.isdir(self.staging_root):
             self.ops.rename(self.data_dir, self.staged)
+        if self.keep_as is None:
+            self.ops.fsync_dir(self.parent)
+            return
         if self.replaces and not os.path.lexists(self.data_dir) and os.path.lexists(self.keep_as):
             self.ops.rename(self.keep_as, self.data_dir)
         if os.path.lexists(self.discarded) and not os.path.lexists(self.keep_as):

@@ -18,12 +18,16 @@ import it (as the etcd roles do with _etcd_snapshot_file.py).
 - find_backup(), load_manifest(), verify_backup_files(), plan_restore() and restore(): put a backup back, after
   checking its manifest and the sha256 of every file it holds. Problems with the backup raise BackupError,
   refusals caused by the live files raise RestoreRefused; both before anything is changed.
+- TreeSwap: change a whole directory tree in one step: a copy of it beside it (hard links of its files), changed
+  there, exchanged with it in one rename. Killed at any step, the tree is the whole old one or the whole new one;
+  what a killed run left beside it is removed by the next (TreeSwap.recover()).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ctypes
 import errno
 import hashlib
 import json
@@ -208,6 +212,13 @@ def new_backup_name(backup_dir):
     return name
 
 
+def remove_partial_backups(backup_dir):
+    """Remove the ``.<name>.partial`` directories of backups whose run was killed before they were complete."""
+    for name in sorted(os.listdir(backup_dir)):
+        if name.startswith('.') and name.endswith('.partial') and BACKUP_NAME.match(name[1:-len('.partial')]):
+            remove_tree(os.path.join(backup_dir, name))
+
+
 def create_backup(backup_dir, files, dirs_created=(), dirs_removed=(), meta=None, name=None, tmp_prefix=TMP_PREFIX):
     """Save the files a change is about to replace or remove into a new dated backup below ``backup_dir``
     (created with mode 0700, as are the backup and its copies: they may hold secrets).
@@ -219,6 +230,7 @@ def create_backup(backup_dir, files, dirs_created=(), dirs_removed=(), meta=None
     for the manifest. ``name``: the backup's name (default: new_backup_name()). -> (backup path, manifest)."""
     for path in missing_dirs(backup_dir):
         os.mkdir(path, 0o700)
+    remove_partial_backups(backup_dir)
     name = name or new_backup_name(backup_dir)
     partial = os.path.join(backup_dir, '.%s.partial' % name)
     final = os.path.join(backup_dir, name)
@@ -253,6 +265,14 @@ def create_backup(backup_dir, files, dirs_created=(), dirs_removed=(), meta=None
         remove_tree(partial)
         raise
     return final, manifest
+
+
+def update_manifest(backup, manifest, tmp_prefix=TMP_PREFIX, **changes):
+    """Rewrite the manifest of ``backup`` (atomically) with ``changes``; -> the new manifest."""
+    manifest = dict(manifest, **changes)
+    text = json.dumps(manifest, indent=2, sort_keys=True) + '\n'
+    write_bytes_atomic(text.encode('utf-8'), os.path.join(backup, MANIFEST), 0o600, tmp_prefix=tmp_prefix)
+    return manifest
 
 
 def find_backup(backup_dir, wanted):
@@ -419,3 +439,143 @@ def restore(backup, plan, do=_run, prefix='', tmp_prefix=TMP_PREFIX):
             do('%sput back %s' % (prefix, item['name']), _put_back, backup, rec, tmp_prefix)
     for path in plan['dirs_drop']:
         do('%sremove directory %s (created by the sync)' % (prefix, path), os.rmdir, path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# a directory tree changed in one step
+# ---------------------------------------------------------------------------------------------------
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange(a, b):
+    """Swap the names ``a`` and ``b`` (two directories) in one step: renameat2(RENAME_EXCHANGE), Linux 3.15+.
+    OSError when the system cannot (errno ENOSYS or EINVAL when it is not supported)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        raise OSError(errno.ENOSYS, 'renameat2 is not available')
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, '%s: exchanging %s and %s' % (os.strerror(err), a, b))
+
+
+def _mirror_dir(src, dst):
+    st = os.lstat(src)
+    os.chmod(dst, perm(st))
+    if can_own(st.st_uid, st.st_gid):
+        os.lchown(dst, st.st_uid, st.st_gid)
+
+
+def _mirror_file(src, dst, tmp_prefix):
+    """``dst`` as a hard link of ``src`` (the same file: content, mode, owner), or a copy where no link can be made."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        st = os.lstat(src)
+        owner = (st.st_uid, st.st_gid) if can_own(st.st_uid, st.st_gid) else (None, None)
+        write_atomic(src, dst, perm(st), owner[0], owner[1], tmp_prefix=tmp_prefix)
+
+
+class TreeSwap(object):
+    """Change the directory ``dest`` as one step.
+
+    stage() makes ``.<name of dest>.<purpose>-XXXX`` beside it, holding what ``dest`` holds (its directories
+    with their modes and owners, its files as hard links, its symbolic links); path() names the staged copy of a
+    path of ``dest``, where the changes are made (a file is changed by writing a new one over its link, never in
+    place). commit() exchanges the two in one rename (when ``dest`` does not exist: renames the staged tree to it)
+    and removes the old tree. Where the exchange is not supported, two renames: ``dest`` to ``<staged>.old``,
+    the staged tree to ``dest``; killed between them ``dest`` is missing, and recover() puts ``.old`` back.
+    Names starting with ``skip_prefix`` (temporary files of killed writes) are not copied."""
+
+    def __init__(self, dest, purpose, skip_prefix=TMP_PREFIX):
+        self.dest = dest.rstrip(os.sep) or dest
+        self.parent = os.path.dirname(self.dest) or '.'
+        self.prefix = '.%s.%s-' % (os.path.basename(self.dest), purpose)
+        self.skip_prefix = skip_prefix
+        self.staged = None
+
+    def leftovers(self):
+        try:
+            names = os.listdir(self.parent)
+        except OSError:
+            return []
+        return [os.path.join(self.parent, n) for n in sorted(names) if n.startswith(self.prefix)]
+
+    def recover(self):
+        """Remove what a killed run left beside ``dest``, after putting its old tree back if it was between the two
+        renames of the fallback. -> the paths removed."""
+        found = self.leftovers()
+        if not os.path.lexists(self.dest):
+            for path in found:
+                if path.endswith('.old') and os.path.isdir(path):
+                    os.rename(path, self.dest)
+                    fsync_dir(self.parent)
+                    break
+        for path in found:
+            if os.path.lexists(path):
+                remove_tree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+        if found:
+            fsync_dir(self.parent)
+        return found
+
+    def stage(self, mode=0o755):
+        """The staged copy of ``dest`` (an empty directory of ``mode`` when ``dest`` does not exist)."""
+        self.staged = tempfile.mkdtemp(prefix=self.prefix, dir=self.parent)
+        if not os.path.isdir(self.dest):
+            os.chmod(self.staged, mode)
+            return self.staged
+        _mirror_dir(self.dest, self.staged)
+        for root, dirs, files in os.walk(self.dest):
+            target = self.path(root)
+            for name in sorted(dirs):
+                full = os.path.join(root, name)
+                if os.path.islink(full):
+                    files.append(name)
+                    continue
+                os.mkdir(os.path.join(target, name), 0o700)
+                _mirror_dir(full, os.path.join(target, name))
+            dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+            for name in files:
+                if name.startswith(self.skip_prefix):
+                    continue
+                full = os.path.join(root, name)
+                if os.path.islink(full):
+                    os.symlink(os.readlink(full), os.path.join(target, name))
+                else:
+                    _mirror_file(full, os.path.join(target, name), self.skip_prefix)
+        return self.staged
+
+    def path(self, path):
+        """The staged copy of ``path`` (``dest`` or below it)."""
+        if path == self.dest:
+            return self.staged
+        return os.path.join(self.staged, os.path.relpath(path, self.dest))
+
+    def commit(self):
+        """Put the staged tree in place of ``dest`` in one step, then remove the old tree."""
+        if not os.path.lexists(self.dest):
+            os.rename(self.staged, self.dest)
+            fsync_dir(self.parent)
+            self.staged = None
+            return
+        try:
+            exchange(self.staged, self.dest)
+            old = self.staged
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSYS, errno.EINVAL):
+                raise
+            old = self.staged + '.old'
+            os.rename(self.dest, old)
+            os.rename(self.staged, self.dest)
+        fsync_dir(self.parent)
+        self.staged = None
+        remove_tree(old)
+
+    def abort(self):
+        """Remove the staged tree (``dest`` was not touched)."""
+        if self.staged:
+            remove_tree(self.staged)
+        self.staged = None

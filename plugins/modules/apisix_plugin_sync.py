@@ -25,9 +25,15 @@ description:
     C(<backup_dir>/<YYYYmmddTHHMMSSZ>/), with a C(manifest.json) that lists every file the sync touches (its path,
     whether it existed, and for those that did their sha256, mode, owner and group). O(state=restored) uses it to
     put every file back, and to remove the files the sync added. A run that changes nothing makes no backup.
-  - Each file is written to a temporary file in its destination directory and renamed into place, so APISIX
-    never reads a half-written plugin or configuration. If writing fails half way, the files already replaced are
-    put back from the backup before the task fails.
+  - The plugins are changed in a copy of O(plugins_dest) made beside it (its files as hard links, so the copy is
+    cheap and keeps their owners), which then takes the place of O(plugins_dest) in one rename (C(renameat2)
+    C(RENAME_EXCHANGE); where the system lacks it, two renames). So O(plugins_dest) holds the whole old set of
+    plugins or the whole new one, whenever the run stops, even killed. O(config_dest) is then written to a
+    temporary file beside it and renamed into place. If writing fails half way, what was already replaced is put
+    back from the backup before the task fails. An O(plugins_dest) that is a mount point is changed file by file.
+  - A run killed half way is finished by the next one, which removes what the killed run left beside O(plugins_dest),
+    O(config_dest) and in O(backup_dir), and, given the same arguments, goes on under the killed run's backup, so
+    that the latest backup still puts back what was there before either run.
   - Files present in O(plugins_dest) but not in O(plugins_src) are removed only with O(delete=true).
   - Refusals change nothing and say why. Refused are a source that does not exist or has the wrong type, a Lua syntax error,
     no Lua checker, a file in one tree where the other has a directory, symbolic links to directories, symbolic
@@ -249,7 +255,8 @@ unchanged:
   sample: [limit-extra.lua]
 backup_path:
   description:
-    - With O(state=synced), the backup made by this run (none when nothing changed or in check mode).
+    - With O(state=synced), the backup made by this run, or the one of the killed run it finished (none when
+      nothing changed or in check mode).
     - With O(state=restored), the backup restored.
   returned: when a backup was made or restored
   type: str
@@ -294,6 +301,7 @@ from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._module_base 
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._file_tx import (
     BackupError,
     RestoreRefused,
+    TreeSwap,
     can_own,
     create_backup,
     find_backup,
@@ -308,6 +316,7 @@ from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._file_tx impo
     plan_restore,
     restore,
     sha256_file,
+    update_manifest,
     verify_backup_files,
     write_atomic,
 )
@@ -723,6 +732,41 @@ class PluginSync(GatewayopsModule):
             return ' (content, mode %s -> %s)' % (mode_text(entry['dest_mode']), mode_text(entry['mode']))
         return ''
 
+    def _sync_meta(self):
+        p = self.params
+        return dict(module='gatewayops.apisix_ha.apisix_plugin_sync', plugins_src=p['plugins_src'],
+                    plugins_dest=p['plugins_dest'], config_src=p['config_src'], config_dest=p['config_dest'],
+                    delete=p['delete'])
+
+    def _resumable(self, changes, dirs_create, dirs_remove):
+        """The backup of a sync with these arguments that was killed before it completed, when it records every
+        change left to make as it still is and as it was to become -> (backup, manifest), else None. The sync
+        goes on under it, so that this backup alone puts back what was there before either run."""
+        try:
+            backup = find_backup(self.params['backup_dir'], 'latest')
+            manifest = load_manifest(backup, 'apisix_plugin_sync')
+        except BackupError:
+            return None
+        if manifest.get('completed') is not False or \
+                any(manifest.get(k) != v for k, v in self._sync_meta().items()):
+            return None
+        recs = dict((r['path'], r) for r in manifest['files'])
+        for e in changes:
+            rec = recs.get(e['dest'])
+            if rec is None or rec.get('new_sha256') != e.get('src_sha256') or \
+                    rec['existed'] != (e['action'] != 'added') or \
+                    rec['existed'] and rec['sha256'] != e['dest_sha256']:
+                return None
+        if not set(d['path'] for d in dirs_create) <= set(manifest['dirs_created']) or \
+                not set(d['path'] for d in dirs_remove) <= set(d['path'] for d in manifest['dirs_removed']):
+            return None
+        try:
+            verify_backup_files(backup, manifest)
+        except BackupError:
+            return None
+        self.notes.append('resumed the sync that was killed before it completed, under its backup %s' % backup)
+        return backup, manifest
+
     def _backup(self, changes, dirs_create, dirs_remove):
         """Save what the changes replace or remove; -> (backup path, manifest), or (None, None) in check mode."""
         p = self.params
@@ -738,9 +782,7 @@ class PluginSync(GatewayopsModule):
             if entry['action'] != 'removed':
                 rec['new_sha256'] = entry['src_sha256']
             files.append(rec)
-        meta = dict(module='gatewayops.apisix_ha.apisix_plugin_sync', plugins_src=p['plugins_src'],
-                    plugins_dest=p['plugins_dest'], config_src=p['config_src'], config_dest=p['config_dest'],
-                    delete=p['delete'])
+        meta = dict(self._sync_meta(), completed=False)
         name = new_backup_name(p['backup_dir'])
         replaced = len([rec for rec in files if rec['existed']])
         created = self.recorder.do(
@@ -750,22 +792,65 @@ class PluginSync(GatewayopsModule):
             tmp_prefix=TMP_PREFIX)
         return created or (None, None)
 
-    def _change(self, changes, dirs_create, dirs_remove):
+    def _recover(self):
+        """Remove what a sync killed half-way left beside plugins_dest (its tree is whole: the old or the new one)."""
+        dest = os.path.realpath(self.params['plugins_dest'])
+        tree = TreeSwap(dest, 'apisix_plugin_sync', TMP_PREFIX)
+        conf_dir = os.path.dirname(os.path.realpath(self.params['config_dest']))
+        temp = [os.path.join(conf_dir, n) for n in (os.listdir(conf_dir) if os.path.isdir(conf_dir) else [])
+                if n.startswith(TMP_PREFIX) and n.endswith('.tmp')]
+        for path in tree.leftovers() + temp:
+            self.notes.append('%s %s, left by a sync that was killed'
+                              % ('would remove' if self.check_mode else 'removed', path))
+        if not self.check_mode:
+            tree.recover()
+            for path in temp:
+                os.unlink(path)
+        return tree
+
+    def _apply(self, entry, where):
         do = self.recorder.do
-        for d in dirs_create:
-            do('create directory %s (mode %s)' % (d['path'], mode_text(d['mode'])), _make_dir, d['path'], d['mode'])
-        for entry in changes:
-            if entry['action'] == 'added':
-                do('add %s (mode %s)' % (entry['name'], mode_text(entry['mode'])), write_atomic, entry['src'],
-                   entry['dest'], entry['mode'], expect_sha256=entry['src_sha256'], tmp_prefix=TMP_PREFIX)
-            elif entry['action'] == 'updated':
-                do('update %s%s' % (entry['name'], self._what_changed(entry)), write_atomic, entry['src'],
-                   entry['dest'], entry['mode'], entry['dest_uid'], entry['dest_gid'],
-                   expect_sha256=entry['src_sha256'], tmp_prefix=TMP_PREFIX)
-            else:
-                do('remove %s' % entry['name'], _unlink, entry['dest'])
+        if entry['action'] == 'added':
+            do('add %s (mode %s)' % (entry['name'], mode_text(entry['mode'])), write_atomic, entry['src'],
+               where(entry['dest']), entry['mode'], expect_sha256=entry['src_sha256'], tmp_prefix=TMP_PREFIX)
+        elif entry['action'] == 'updated':
+            do('update %s%s' % (entry['name'], self._what_changed(entry)), write_atomic, entry['src'],
+               where(entry['dest']), entry['mode'], entry['dest_uid'], entry['dest_gid'],
+               expect_sha256=entry['src_sha256'], tmp_prefix=TMP_PREFIX)
+        else:
+            do('remove %s' % entry['name'], _unlink, where(entry['dest']))
+
+    def _change(self, changes, dirs_create, dirs_remove, tree=None):
+        """With ``tree`` (a TreeSwap of plugins_dest), the plugins are changed in a staged copy of plugins_dest,
+        put in place in one rename; then config_dest. Without (check mode, a mount point), file by file."""
+        do = self.recorder.do
+        dest = self.params['plugins_dest']
+        plugins = [e for e in changes if e['kind'] == 'plugin']
+        if tree is not None and not (plugins or dirs_remove or [d for d in dirs_create if is_inside(d['path'], dest)]):
+            tree = None
+
+        def where(path):
+            if tree is None or not is_inside(path, dest):
+                return path
+            return tree.path(os.path.join(tree.dest, os.path.relpath(path, dest)))
+        inner = [d for d in dirs_create if tree is not None and is_inside(d['path'], dest)]
+        for d in [d for d in dirs_create if d not in inner] + [None] + inner:
+            if d is None:
+                if tree is not None:
+                    do('copy %s beside it (files as hard links) to change the copy' % dest, tree.stage,
+                       *[i['mode'] for i in inner if i['path'] == dest])
+            elif tree is None or d['path'] != dest:
+                do('create directory %s (mode %s)' % (d['path'], mode_text(d['mode'])), _make_dir, where(d['path']),
+                   d['mode'])
+        for entry in plugins:
+            self._apply(entry, where)
         for d in dirs_remove:
-            do('remove directory %s' % d['path'], os.rmdir, d['path'])
+            do('remove directory %s' % d['path'], os.rmdir, where(d['path']))
+        if tree is not None:
+            do('put the changed copy in place of %s in one rename' % dest, tree.commit)
+        for entry in changes:
+            if entry['kind'] != 'plugin':
+                self._apply(entry, where)
 
     def _roll_back(self, backup, manifest, exc):
         """After a failed write: put back what was changed, and fail saying so."""
@@ -783,6 +868,7 @@ class PluginSync(GatewayopsModule):
     def state_synced(self):
         self.result['lua_checked'] = 0
         self._check_paths()
+        tree = self._recover()
         entries, dirs_create, dirs_remove = self._plan_synced()
         changes = [e for e in entries if e['action'] != 'unchanged']
         for entry in entries:
@@ -801,15 +887,22 @@ class PluginSync(GatewayopsModule):
             # parents the backup directory shares with the destinations exist once it is made
             backup_parents = set(missing_dirs(self.params['backup_dir']))
             dirs_create = [d for d in dirs_create if d['path'] not in backup_parents]
-        backup, manifest = self._backup(changes, dirs_create, dirs_remove)
+        backup, manifest = (not self.check_mode and self._resumable(changes, dirs_create, dirs_remove)) or \
+            self._backup(changes, dirs_create, dirs_remove)
         if self.check_mode:
             self._change(changes, dirs_create, dirs_remove)
             return self.done('would sync %s (%s)' % (_files(len(changes)), counts))
         self.result['backup_path'] = backup
+        if os.path.ismount(tree.dest):
+            tree = None
         try:
-            self._change(changes, dirs_create, dirs_remove)
+            self._change(changes, dirs_create, dirs_remove, tree)
         except (OSError, IOError) as exc:
+            if tree:
+                tree.abort()
             self._roll_back(backup, manifest, exc)
+        self.recorder.do('mark backup %s complete' % backup, update_manifest, backup, manifest, TMP_PREFIX,
+                         completed=True)
         return self.done('synced %s (%s); backup in %s' % (_files(len(changes)), counts, backup))
 
     # -- state restored ----------------------------------------------------------------------------
@@ -840,6 +933,7 @@ class PluginSync(GatewayopsModule):
                                    after=''))
 
     def state_restored(self):
+        self._recover()
         backup = find_backup(self.params['backup_dir'], self.params['backup'])
         manifest = load_manifest(backup, 'apisix_plugin_sync')
         verify_backup_files(backup, manifest)

@@ -29,6 +29,10 @@ description:
     O(data_dir) that already holds a member (C(member/) exists) is left alone unless O(force=true), which
     moves the old directory aside to C(<data_dir>.replaced-<UTC timestamp>); that copy is kept, never
     deleted. So seeding a member from a snapshot happens once, and re-running a play does not reset it.
+  - A restore killed at any step (the host lost, SIGKILL) leaves O(data_dir) as it was or wholly restored; only
+    between the two renames of a replacement is it absent for a moment, the old directory whole under its kept
+    name. The next run puts back what such a run left (from the journal it keeps in its staging directory), removes
+    its staging directories, then restores as usual.
   - O(state=saved) takes a snapshot from the first of O(endpoints) that answers with C(etcdctl snapshot save),
     into a private temporary directory beside O(path), verifies it and renames it to O(path). Each endpoint is
     asked once for its status (its database size) before the save; one that does not answer is skipped. A half-written
@@ -487,8 +491,13 @@ from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_snapsho
     ProbeFailed,
     SnapshotStepError,
     SnapshotWorkflow,
+    leftovers,
+    read_json,
     staging_prefix,
 )
+
+# Written in the staging dir before the swap: what a killed run's next run reads to put the data dir back.
+SWAP_JOURNAL = 'swap.json'
 
 
 class EtcdSnapshot(object):
@@ -587,6 +596,22 @@ class EtcdSnapshot(object):
             msg = 'snapshot %s is intact (integrity trailer checked): sha256 %s' % (path, info['sha256'])
         self.finish(msg)
 
+    def recover(self, data_dir):
+        """Undo what a restore killed half-way left beside ``data_dir`` (from its journal, whatever step it reached)
+        and remove its staging dirs, so that the run starts from the data dir as it was before that restore."""
+        for root in leftovers(os.path.dirname(data_dir) or '.', staging_prefix(data_dir, 'restore')):
+            if self.check_mode:
+                self.act('would put back what the killed restore left in %s' % root, None)
+                continue
+            journal = read_json(os.path.join(root, SWAP_JOURNAL))
+            if journal and journal.get('data_dir') == data_dir:
+                keep_as = journal.get('keep_as')
+                DataDirSwap(data_dir, keep_as, root, self.ops, replaces=bool(keep_as)).rollback()
+                self.act(None, 'put %s back as it was before a restore that was killed half-way%s' % (
+                    data_dir, (' (from %s)' % keep_as) if keep_as else ''))
+            self.ops.rmtree(root)
+            self.act(None, 'removed %s, left by a restore that was killed' % root)
+
     def state_restored(self):
         p = self.params
         path, data_dir = p['path'], p['data_dir'].rstrip(os.sep) or p['data_dir']
@@ -599,6 +624,7 @@ class EtcdSnapshot(object):
 
         # The file first: nothing is written for a file that would not restore, or is another cluster's.
         info = self.verify(path, check_origin=True)
+        self.recover(data_dir)
         before_state = data_dir_state(data_dir)
         self.result['data_dir_state'] = before_state
         if before_state == DATA_DIR_NOT_A_DIR:
@@ -654,14 +680,17 @@ class EtcdSnapshot(object):
                 raise self.failure(exc, '; %s was not touched' % data_dir)
             if uid != -1 or gid != -1:
                 self.note('changed ownership of %s (recursively) to %s' % (staged, self.owner_text()))
-            swap = DataDirSwap(data_dir, aside or data_dir + '.unused', staging_root, self.ops,
-                               replaces=bool(aside))
+            swap = DataDirSwap(data_dir, aside, staging_root, self.ops, replaces=bool(aside))
+            # The journal a killed run leaves: the next run puts back what it finds from it (recover()).
+            self.ops.write_json(os.path.join(staging_root, SWAP_JOURNAL), dict(data_dir=data_dir, keep_as=aside))
             try:
                 swap.forward()
             except OSError as exc:
                 swap.rollback()
                 raise self.fail('restore failed: could not put the restored data in place (%s); %s was put back'
                                 % (to_native(exc), data_dir))
+            # Done: from here a killed run leaves the new data in place (its next run only removes the staging dir).
+            self.ops.rmtree(os.path.join(staging_root, SWAP_JOURNAL))
             if aside:
                 self.act(None, 'moved %s aside to %s (kept)' % (data_dir, aside))
             self.act(None, 'renamed %s to %s' % (staged, data_dir))

@@ -457,24 +457,34 @@ def test_refused_when_trees_overlap(lab, sync):
 
 
 @needs_checker
-def test_failure_while_writing_puts_everything_back(lab, sync, monkeypatch):
+@pytest.mark.parametrize('failing_file', ['jwt.lua', 'config.yaml'])
+def test_failure_while_writing_puts_everything_back(lab, sync, monkeypatch, failing_file):
     write(lab.dest / 'my-auth.lua', b'return "old auth"\n', 0o600)
     write(lab.dest / 'local-only.lua', b'return 1\n')
-    before = snapshot(lab.tmp / 'node' / 'custom')
+    write(lab.conf, b'apisix:\n  node_listen: 9000\n', 0o640)
+    before = lab.node()
     real = apisix_plugin_sync.write_atomic
 
     def failing(src, dest, *args, **kwargs):
-        if dest == str(lab.dest / 'utils' / 'jwt.lua'):
+        if os.path.basename(dest) == failing_file:
             raise OSError(28, 'No space left on device')
         return real(src, dest, *args, **kwargs)
 
     monkeypatch.setattr(apisix_plugin_sync, 'write_atomic', failing)
-    res, failed = sync(lab.args(delete=True))
+    res, failed = sync(lab.args(delete=True, config_src=str(lab.conf_src), config_dest=str(lab.conf)))
     assert failed, res
     assert res['rolled_back'] is True and res['changed'] is False
     assert 'No space left on device' in res['msg'] and 'put back from' in res['msg']
-    assert snapshot(lab.tmp / 'node' / 'custom') == before
-    assert any(a.startswith('rolled back: ') for a in res['actions'])
+    after = lab.node()
+    assert dict((k, v) for k, v in after.items() if not k.startswith('backup')) == \
+        dict((k, v) for k, v in before.items() if not k.startswith('backup'))
+    if failing_file == 'config.yaml':
+        # The plugins were in place already: put back file by file from the backup.
+        assert any(a.startswith('rolled back: ') for a in res['actions'])
+    else:
+        # Failed in the staged copy: plugins_dest was never touched, the copy is gone.
+        assert not any(a.startswith('rolled back: ') for a in res['actions'])
+        assert sorted(os.listdir(str(lab.dest.parent))) == ['plugins']
 
 
 # --- restored -----------------------------------------------------------------------------------------------
