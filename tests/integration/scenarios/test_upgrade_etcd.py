@@ -5,11 +5,11 @@ the version steps etcd does not support are refused before anything changes."""
 import base64
 import json
 import os
-import subprocess
-import time
 import urllib.request
 
 import pytest
+
+from conftest import run_playbook
 
 EPHEMERAL = os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY', '')
 WRITER_PREFIX = '/gatewayops-writer/'
@@ -110,15 +110,10 @@ def test_unsupported_version_step_is_refused_and_changes_nothing(ansible_runner,
     # The cluster runs the served release now: skipping a minor version means going two above it.
     version = skipped_minor(release['version']) if step == 'skip' else step
     before = {m.name: member_state(m) for m in members}
-    started = time.monotonic()
-    done = subprocess.run(['ansible-playbook', '-i', ansible_runner.inventory_file, 'gatewayops.apisix_ha.upgrade_etcd',
-                           '-e', 'etcd_cluster_version=%s' % version, '-e', 'etcd_cluster_archive_sha256=%s' % ('0' * 64),
-                           '-e', 'etcd_cluster_archive_url=%s' % release['url'].replace(release['version'], version)],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
-                          env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
-    seconds = time.monotonic() - started
-    assert done.returncode != 0, done.stdout
-    assert 'Refused, nothing was changed' in done.stdout and reason in done.stdout, done.stdout
-    assert 'changed=0' in done.stdout and 'changed=1' not in done.stdout, done.stdout
-    assert seconds < 60, 'the refusal took %.0f s' % seconds
+    rc, out = run_playbook(ansible_runner.inventory_file, 'upgrade_etcd', 'etcd_cluster_version=%s' % version,
+                           'etcd_cluster_archive_sha256=%s' % ('0' * 64),
+                           'etcd_cluster_archive_url=%s' % release['url'].replace(release['version'], version))
+    assert rc != 0, out
+    assert 'Refused, nothing was changed' in out and reason in out, out
+    assert 'changed=0' in out and 'changed=1' not in out, out
     assert {m.name: member_state(m) for m in members} == before
