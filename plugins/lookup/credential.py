@@ -27,8 +27,9 @@ options:
   dir:
     description:
       - The directory on the controller that holds the secrets.
-      - Default - the variable C(etcd_cluster_credentials_dir) when it is set, else C(credentials) in the
-        directory of the host's inventory (C(inventory_dir)).
+      - Default - the variable C(etcd_cluster_credentials_dir) when it is set, else C(.credentials) in the
+        directory of the host's inventory (C(inventory_dir)). Hidden, because Ansible reads every other file of an
+        inventory directory given with C(-i) as an inventory source, and would take a one-line secret for a host.
     type: path
   length:
     description: Length of a new secret (letters and digits).
@@ -74,7 +75,7 @@ _ALPHABET = string.ascii_letters + string.digits
 
 def credentials_dir(variables, explicit=None, template=to_text):
     """Where the secrets live: ``explicit``, else etcd_cluster_credentials_dir (through ``template``: variables
-    reach a lookup as they were written), else <inventory_dir>/credentials."""
+    reach a lookup as they were written), else <inventory_dir>/.credentials."""
     if explicit:
         return os.path.expanduser(explicit)
     variables = variables or {}
@@ -84,7 +85,7 @@ def credentials_dir(variables, explicit=None, template=to_text):
     if not variables.get('inventory_dir'):
         raise AnsibleLookupError('credential: no directory for the secrets - the host has no inventory_dir; '
                                  'set etcd_cluster_credentials_dir')
-    return os.path.join(to_text(variables['inventory_dir']), 'credentials')
+    return os.path.join(to_text(variables['inventory_dir']), '.credentials')
 
 
 def read_or_create(directory, name, length=32):

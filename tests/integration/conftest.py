@@ -29,7 +29,7 @@ LAB_SLOT = int(os.environ.get('LAB_SLOT') or 0)
 # inventory_dir the roles wrote to.
 LAB_INVENTORY_DIR = (os.path.dirname(os.environ['MOLECULE_INVENTORY_FILE']) if os.environ.get('MOLECULE_INVENTORY_FILE')
                      else os.path.join(REPO, 'inventory', 'lab'))
-LAB_CREDENTIALS = os.path.join(LAB_INVENTORY_DIR, 'credentials', 'lab%d' % LAB_SLOT)
+LAB_CREDENTIALS = os.path.join(LAB_INVENTORY_DIR, '.credentials', 'lab%d' % LAB_SLOT)
 
 
 def scenario_setting(name, default):

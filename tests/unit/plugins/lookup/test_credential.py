@@ -66,7 +66,7 @@ def test_callers_that_race_get_one_secret(tmp_path):
 
 
 def test_the_directory_follows_the_settings_then_the_inventory(tmp_path):
-    assert credentials_dir({'inventory_dir': '/inv'}) == '/inv/credentials'
+    assert credentials_dir({'inventory_dir': '/inv'}) == '/inv/.credentials'
     assert credentials_dir({'inventory_dir': '/inv', 'etcd_cluster_credentials_dir': '/keep'}) == '/keep'
     assert credentials_dir({'inventory_dir': '/inv'}, explicit='/given') == '/given'
     with pytest.raises(AnsibleLookupError, match='no inventory_dir'):

@@ -1,6 +1,7 @@
-"""The secure default (molecule/secure: no setting at all): the controller keeps the generated secrets private, and
-every way into etcd - each member, the emergency node and the gateway's etcd front - refuses a client that speaks
-plain HTTP, one that has no client certificate, and one that has a certificate but does not log in."""
+"""The secure default (molecule/secure: no setting at all) on the fresh stack: the controller keeps the generated
+secrets private, and every way into etcd - each member, the emergency node and the gateway's etcd front - refuses a
+client that speaks plain HTTP, one that has no client certificate, and one that has a certificate but does not log
+in."""
 
 import base64
 import json
