@@ -13,24 +13,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import json
 import os
-import signal
 import stat
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _file_tx
 from ansible_collections.gatewayops.apisix_ha.plugins.modules import apisix_plugin_sync
 
-from sigkill_steps import install_killer
-
-
-class Done(Exception):
-    pass
+from sigkill_steps import install_killer, run_module_in_child
 
 
 def _no_exchange(a, b):
@@ -39,40 +30,13 @@ def _no_exchange(a, b):
 
 def run_child(args, out, at=None, exchange=True):
     """The module in a forked child -> (result, steps), or (None, None) when it was killed."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 0
-        result = None
-        try:
-            steps = []
-
-            def leave(self, **kwargs):
-                raise Done(kwargs)
-            basic.AnsibleModule.exit_json = leave
-            basic.AnsibleModule.fail_json = lambda self, msg, **kw: leave(self, msg=msg, failed=True, **kw)
-            if not exchange:
-                _file_tx.exchange = _no_exchange
-            install_killer(at, steps)
-            with patch_module_args(args):
-                try:
-                    apisix_plugin_sync.main()
-                except Done as exc:
-                    result = exc.args[0]
-            with open(out, 'w') as handle:
-                json.dump(dict(result=result, steps=steps), handle, default=str)
-        except BaseException:
-            code = 3
-        finally:
-            os._exit(code)
-    status = os.waitpid(pid, 0)[1]
-    if os.WIFSIGNALED(status):
-        assert os.WTERMSIG(status) == signal.SIGKILL
-        return None, None
-    assert os.WEXITSTATUS(status) == 0, 'the child failed'
-    with open(out) as handle:
-        doc = json.load(handle)
-    os.unlink(out)
-    return doc['result'], doc['steps']
+    def prepare():
+        if not exchange:
+            _file_tx.exchange = _no_exchange
+        steps = []
+        install_killer(at, steps)
+        return steps
+    return run_module_in_child(apisix_plugin_sync.main, args, out, prepare)
 
 
 def write(path, data, mode=0o644):

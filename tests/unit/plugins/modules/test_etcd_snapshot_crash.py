@@ -11,19 +11,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 import signal
 import sys
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.gatewayops.apisix_ha.plugins.modules import etcd_snapshot
 
-from sigkill_steps import install_killer
+from sigkill_steps import install_killer, run_module_in_child
 
 SNAPSHOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'snapshots',
                                         'etcd-3.4.23-6keys.db'))
@@ -49,10 +45,6 @@ sys.exit(2)
 '''
 
 DURING_RESTORE = 'during the restore'
-
-
-class Done(Exception):
-    pass
 
 
 class KillingOps(etcd_snapshot.FileOps):
@@ -90,41 +82,14 @@ class KillingOps(etcd_snapshot.FileOps):
 def run_child(args, out, at=None, syscalls=False):
     """Run the module in a forked child -> (result or None when it was killed, the steps it went through).
     ``syscalls``: the steps are the child's every call that changes the disk, not the module's FileOps."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 0
-        result = None
-        try:
-            KillingOps.at, KillingOps.steps = at, []
-            if syscalls:
-                install_killer(at, KillingOps.steps)
-            else:
-                etcd_snapshot.FileOps = KillingOps
-
-            def leave(self, **kwargs):
-                raise Done(kwargs)
-            basic.AnsibleModule.exit_json = leave
-            basic.AnsibleModule.fail_json = lambda self, msg, **kw: leave(self, msg=msg, failed=True, **kw)
-            with patch_module_args(args):
-                try:
-                    etcd_snapshot.main()
-                except Done as exc:
-                    result = exc.args[0]
-            with open(out, 'w') as handle:
-                json.dump(dict(result=result, steps=KillingOps.steps), handle)
-        except BaseException:
-            code = 3
-        finally:
-            os._exit(code)
-    status = os.waitpid(pid, 0)[1]
-    if os.WIFSIGNALED(status):
-        assert os.WTERMSIG(status) == signal.SIGKILL
-        return None, None
-    assert os.WEXITSTATUS(status) == 0, 'the child failed'
-    with open(out) as handle:
-        doc = json.load(handle)
-    os.unlink(out)
-    return doc['result'], doc['steps']
+    def prepare():
+        KillingOps.at, KillingOps.steps = at, []
+        if syscalls:
+            install_killer(at, KillingOps.steps)
+        else:
+            etcd_snapshot.FileOps = KillingOps
+        return KillingOps.steps
+    return run_module_in_child(etcd_snapshot.main, args, out, prepare)
 
 
 class Member(object):
