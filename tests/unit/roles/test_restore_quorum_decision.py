@@ -18,6 +18,8 @@ import sys
 import pytest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+# Where tests/unit/conftest.py links the checkout as the collection (the decision uses its filter quorum_view).
+COLLECTIONS = os.path.join(REPO, '.build', 'collections')
 VIEWS_SAID = os.path.join(REPO, 'roles', 'etcd_cluster', 'tasks', 'quorum_views_said.yml')
 DECISION = os.path.join(REPO, 'roles', 'etcd_cluster', 'tasks', 'restore_quorum_decision.yml')
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
@@ -78,7 +80,7 @@ def start(directory, views):
                   {'ansible.builtin.include_tasks': DECISION}],
     }]))
     env = dict((k, v) for k, v in os.environ.items() if not k.startswith('ANSIBLE_'))
-    env.update(ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json', ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
+    env.update(ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json', ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
                ANSIBLE_NOCOLOR='1', ANSIBLE_LOCAL_TEMP=str(directory / 'tmp'), ANSIBLE_HOME=str(directory / 'home'))
     return subprocess.Popen([ANSIBLE_PLAYBOOK, '-i', 'hosts.yml', 'play.yml', '-e', '@views.json'],
                             cwd=str(directory), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
