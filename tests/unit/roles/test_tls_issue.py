@@ -60,3 +60,36 @@ def test_a_member_certificate_gains_the_front_name_from_the_same_ca(tmp_path):
     ca = x509.load_pem_x509_certificate(after['ca.crt'])
     x509.load_pem_x509_certificate(after['etcd01.crt']).verify_directly_issued_by(ca)
     assert issue(tmp_path, ['etcd01', 'etcd-front']) == after, 'a run with nothing new changed a file'
+
+
+TLS_GENERATE = os.path.join(REPO, 'roles', 'etcd_cluster', 'tasks', 'tls_generate.yml')
+
+
+def test_a_member_moving_to_a_new_host_gets_one_certificate_for_both_addresses(tmp_path):
+    # member_migrate (copy): etcd03 moves to etcd04, which is not in the group yet and carries the member's name.
+    if not os.path.exists(ANSIBLE_PLAYBOOK):
+        pytest.skip('ansible-playbook not installed')
+    hosts = {'etcd01': ('etcd01', '10.0.0.1'), 'etcd02': ('etcd02', '10.0.0.2'), 'etcd03': ('etcd03', '10.0.0.3'),
+             'etcd04': ('etcd03', '10.0.0.4')}
+    (tmp_path / 'hosts.yml').write_text(json.dumps({'all': {'hosts': dict(
+        (h, {'etcd_cluster_member': {'name': name, 'address': address}}) for h, (name, address) in hosts.items())}}))
+    (tmp_path / 'play.yml').write_text(json.dumps([{
+        'hosts': 'etcd04', 'gather_facts': False, 'connection': 'local',
+        'vars': {'ansible_python_interpreter': sys.executable, 'etcd_cluster_tls_local_dir': str(tmp_path / 'pki'),
+                 'etcd_cluster_tls_valid_days': 30, 'etcd_cluster_initial_cluster_token': 'unit',
+                 'etcd_cluster_tls_front_name': 'etcd-front', 'etcd_cluster_migrate_new_host': 'etcd04',
+                 '__etcd_cluster_members': ['etcd01', 'etcd02', 'etcd03']},
+        'tasks': [{'ansible.builtin.include_tasks': TLS_GENERATE}],
+    }]))
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith('ANSIBLE_'))
+    env.update(ANSIBLE_NOCOLOR='1', ANSIBLE_LOCAL_TEMP=str(tmp_path / 'tmp'), ANSIBLE_HOME=str(tmp_path / 'home'))
+    done = subprocess.run([ANSIBLE_PLAYBOOK, '-i', 'hosts.yml', 'play.yml'], cwd=str(tmp_path), env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    pem = (tmp_path / 'pki' / 'etcd03.crt').read_bytes()
+    names = x509.load_pem_x509_certificate(pem).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(str(ip) for ip in names.get_values_for_type(x509.IPAddress)) == ['10.0.0.3', '10.0.0.4',
+                                                                                   '127.0.0.1']
+    assert {'etcd03', 'etcd04', 'etcd-front'} <= set(names.get_values_for_type(x509.DNSName))
+    assert sorted(p.name for p in (tmp_path / 'pki').glob('*.crt')) == ['ca.crt', 'client.crt', 'etcd01.crt',
+                                                                        'etcd02.crt', 'etcd03.crt']
