@@ -11,6 +11,7 @@ import shlex
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 import testinfra.utils.ansible_runner
@@ -283,10 +284,54 @@ def start_playbook(inventory, playbook, *extra, options=()):
 
 
 def run_playbook(inventory, playbook, *extra, options=()):
-    """start_playbook, waited for. -> (returncode, output)."""
+    """start_playbook, waited for. -> (returncode, output). With the secure default, run as an operator who debugs
+    would run it (-vvv --diff), and what it printed must show none of the lab's secrets (printed_secrets)."""
+    if AUTH:
+        options = list(options) + [o for o in ('-vvv', '--diff') if o not in options]
     run = start_playbook(inventory, playbook, *extra, options=options)
     out = run.communicate()[0]
+    shown = printed_secrets(out)
+    assert not shown, '%s printed %s:\n%s' % (playbook, ', '.join(shown), out[-3000:])
     return run.returncode, out
+
+
+# --- secrets, never printed -----------------------------------------------------------------------------------
+
+# A consumer's key under /apisix (where APISIX keeps consumer credentials), written at the start of a secure
+# scenario's session.
+SECRET_KEY = '/apisix/consumers/gatewayops-never-printed'
+SECRET_VALUE = 'gatewayops-secret-%s' % uuid.uuid4().hex
+_secrets = {}
+
+
+@pytest.fixture(scope='session', autouse=True)
+def secret_under_apisix(members):
+    """With the secure default, one value under /apisix that no playbook may print, written as the apisix user."""
+    if AUTH and APISIX_PASSWORD:
+        consumer = {'username': 'gatewayops-never-printed', 'plugins': {'key-auth': {'key': SECRET_VALUE}}}
+        members[0].client(user='apisix', password=APISIX_PASSWORD).put(SECRET_KEY, json.dumps(consumer))
+        _secrets['value under /apisix'] = SECRET_VALUE
+
+
+def printed_secrets(out):
+    """The names of the lab's secrets found in ``out``: etcd's passwords, a line of each private key the roles
+    generated, the APISIX admin key, the value under /apisix. -> [] in the plain mode."""
+    if not AUTH:
+        return []
+    if 'root password' not in _secrets:
+        _secrets.update({'root password': ROOT_PASSWORD, 'apisix password': APISIX_PASSWORD})
+        pki = os.path.join(LAB_CREDENTIALS, 'etcd-pki')
+        for name in sorted(os.listdir(pki)) if os.path.isdir(pki) else []:
+            if name.endswith('.key'):
+                with open(os.path.join(pki, name)) as key:
+                    body = [line for line in key.read().splitlines() if '-----' not in line]
+                _secrets['private key ' + name] = body[0]
+    config = lab_host('apisix01').file(APISIX_CONFIG)
+    found = dict(_secrets)
+    if config.exists:
+        keys = (yaml.safe_load(config.content_string).get('deployment') or {}).get('admin', {}).get('admin_key', [])
+        found.update(('admin key ' + k.get('name', ''), k['key']) for k in keys if k.get('key'))
+    return sorted(name for name, secret in found.items() if secret and secret in out)
 
 
 @pytest.fixture(scope='session')

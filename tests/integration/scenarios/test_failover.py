@@ -4,19 +4,23 @@ the front, and a conflicting key that stops the failback.
 Order matters (pytest runs a file top to bottom): the refusals on the healthy stack first; then the `outage`
 fixture (writer through the front on gw01, one forced refresh of the emergency node, etcd02 and etcd03 killed,
 failover.yml) and the tests of the failed-over state; then `failed_back` (the members back, failback.yml) and the
-tests of the result; last, a forced failover with one key written on both sides, which failback.yml must refuse.
+tests of the result; a forced failover whose controller is killed right after the switch, then site.yml and a
+rolling update, which must leave the front on the emergency node; last, a forced failover with one key written on
+both sides, which failback.yml must refuse.
 """
 
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
-from conftest import Member, client_url, lab_client_tls, lab_connection, lab_host, read_writer_log, run_playbook, wait_for, writer_options
+from conftest import (AUTH, Member, client_url, lab_client_tls, lab_connection, lab_host, read_writer_log,
+                      run_playbook, start_playbook, wait_for, writer_options)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
@@ -72,11 +76,13 @@ def front(gateway):
 
 
 def cluster_id(members):
+    said = []
     for member in members:
         result = member.etcdctl('endpoint', 'status', '-w', 'json')
         if result.rc == 0:
             return json.loads(result.stdout)[0]['Status']['header']['cluster_id']
-    raise AssertionError('no member answered')
+        said.append('%s: %s %s' % (member.name, result.stdout, result.stderr))
+    raise AssertionError('no member answered: %s' % '; '.join(said))
 
 
 def member_keys(member, prefix):
@@ -213,6 +219,7 @@ def outage(ansible_runner, members, emergency, front, tmp_path_factory):
     assert refresh.rc == 0, refresh.stderr
     refreshed = json_file(emergency, STATE)
     time.sleep(3)  # keys the cluster acknowledges after the refresh: the final snapshot must bring them
+    cluster = cluster_id(members)  # asked before: with authentication on, the lone etcd01 cannot log anyone in
     by_name = dict((m.name, m) for m in members)
     for name in KILLED:
         result = by_name[name].host.run('systemctl kill -s SIGKILL etcd; systemctl stop etcd')
@@ -221,28 +228,35 @@ def outage(ansible_runner, members, emergency, front, tmp_path_factory):
     time.sleep(2)
     rc, out = run_playbook(ansible_runner.inventory_file, 'failover')
     yield dict(rc=rc, out=out, log=log, stop=stop, writer=writer, refreshed=refreshed, killed_at=killed_at,
-               state=json_file(emergency, STATE), marker=json_file(emergency, MARKER))
+               cluster=cluster, state=json_file(emergency, STATE), marker=json_file(emergency, MARKER))
     if writer.poll() is None:
         open(stop, 'w').close()
         writer.wait(timeout=60)
 
 
-def test_failover_switched_the_front(outage, gateway, emergency, front, members):
+def test_failover_switched_the_front(outage, gateway, emergency, front):
     assert outage['rc'] == 0, outage['out']
     assert gateway.file(ACTIVE).content_string.strip() == 'emergency'
     marker = outage['marker']
     assert marker and set(marker) >= {'switched_at', 'switched_epoch', 'revision_at_switch',
                                       'cluster_revision_at_switch'}, marker
     assert marker['cluster_revision_at_switch'] == outage['state']['revision']
-    assert front.cluster_id() == cluster_id([Member('etcd-single', emergency, lab_client_tls())]) != cluster_id(members[:1])
+    assert front.cluster_id() == cluster_id([Member('etcd-single', emergency, lab_client_tls())]) != outage['cluster']
     assert 'failed over: the front' in outage['out'] and 'RTO: first write through the front' in outage['out']
 
 
 def test_final_snapshot_is_newer_than_the_last_refresh(outage):
+    assert outage['state']['last_error'] is None, outage['state']
+    if AUTH:
+        # etcd logs a client in through raft: etcd01, alone and without a leader, cannot. The failover says so and
+        # goes on with the last refresh (docs/failover-failback.md: the report).
+        assert 'snapshot: none taken (no member gave its status: ' in outage['out'], outage['out'][-5000:]
+        assert '/v3/auth/authenticate' in outage['out'], outage['out'][-5000:]
+        assert outage['state']['revision'] == outage['refreshed']['revision'], (outage['refreshed'], outage['state'])
+        return
     # The writer had puts acknowledged for 3 s after the refresh: the final snapshot must carry them.
     assert outage['state']['revision'] > outage['refreshed']['revision'], (outage['refreshed'], outage['state'])
     assert 'the emergency node was refreshed from the final snapshot' in outage['out'], outage['out']
-    assert outage['state']['last_error'] is None, outage['state']
 
 
 def test_keys_acknowledged_before_the_last_refresh_read_through_the_front(outage, front):
@@ -317,6 +331,53 @@ def test_every_write_acknowledged_during_the_outage_is_on_every_member(outage, f
 def test_emergency_node_refreshed_from_the_cluster(outage, failed_back, emergency):
     state = json_file(emergency, STATE)
     assert state['last_error'] is None and state['snapshot_taken_epoch'] > outage['marker']['switched_epoch'], state
+
+
+# -- a failover killed after the switch ------------------------------------------------------------------------
+
+def kill_after(run, line_start):
+    """Read the running playbook's output until a line starts with ``line_start``, then SIGKILL its whole process
+    group, as a controller that dies does. -> the output read."""
+    seen = []
+    for line in run.stdout:
+        seen.append(line)
+        if line.startswith(line_start):
+            break
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=30)
+    return ''.join(seen)
+
+
+def test_a_failover_killed_after_the_switch_stays_switched_through_site_and_a_rolling_update(
+        failed_back, ansible_runner, gateway, emergency, front, members, tmp_path):
+    assert failed_back['rc'] == 0, failed_back['out']
+    emergency_id = cluster_id([Member('etcd-single', emergency, lab_client_tls())])
+    run = start_playbook(ansible_runner.inventory_file, 'failover', 'force=true')
+    out = kill_after(run, 'PLAY [Make APISIX re-read etcd]')
+    assert 'PLAY [Make APISIX re-read etcd]' in out, out[-3000:]
+    assert gateway.file(ACTIVE).content_string.strip() == 'emergency'
+
+    # The next runs of the same controller take the dead run's lock over; neither may put the front back.
+    rc, out = run_playbook(ansible_runner.inventory_file, 'site')
+    assert rc == 0, out[-5000:]
+    assert gateway.file(ACTIVE).content_string.strip() == 'emergency'
+    assert front.cluster_id() == emergency_id
+    plugins = tmp_path / 'plugins'  # nothing to ship: each node is still drained, updated and put back
+    plugins.mkdir()
+    rc, out = run_playbook(ansible_runner.inventory_file, 'rolling_update', 'source=%s' % plugins,
+                           'rolling_update_observe_seconds=3', 'rolling_update_check_seconds=2')
+    assert rc == 0, out[-5000:]
+    assert 'Take the node out of the gateway' in out, out[-3000:]
+    assert gateway.file(ACTIVE).content_string.strip() == 'emergency'
+    assert front.cluster_id() == emergency_id
+
+    # The failover run again completes it, and the failback brings the clients home.
+    rc, out = run_playbook(ansible_runner.inventory_file, 'failover', 'force=true')
+    assert rc == 0, out[-5000:]
+    rc, out = run_playbook(ansible_runner.inventory_file, 'failback')
+    assert rc == 0, out[-5000:]
+    assert gateway.file(ACTIVE).content_string.strip() == 'cluster'
+    assert front.cluster_id() == cluster_id(members)
 
 
 # -- a key written on both sides -------------------------------------------------------------------------------

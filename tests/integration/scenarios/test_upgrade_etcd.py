@@ -5,11 +5,12 @@ the version steps etcd does not support are refused before anything changes."""
 import base64
 import json
 import os
+import ssl
 import urllib.request
 
 import pytest
 
-from conftest import run_playbook
+from conftest import lab_client_tls, run_playbook
 
 EPHEMERAL = os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY', '')
 WRITER_PREFIX = '/gatewayops-writer/'
@@ -48,10 +49,20 @@ def test_every_member_runs_the_new_release(members, release, explain):
         assert 'ExecStart=/usr/local/bin/etcd\n' in unit, unit
 
 
+def version_answer(member):
+    """etcd's /version of the member, over TLS with the lab's client certificate when the member speaks https."""
+    context = None
+    if member.client_url.startswith('https'):
+        tls = lab_client_tls()
+        context = ssl.create_default_context(cafile=tls['ca'])
+        context.load_cert_chain(tls['cert'], tls['key'])
+    return json.loads(urllib.request.urlopen(member.client_url + '/version', timeout=5, context=context).read())
+
+
 def test_the_cluster_version_moved_to_the_new_minor(members, release):
     minor = '.'.join(release['version'].split('.')[:2])
     for member in members:
-        answer = json.loads(urllib.request.urlopen(member.client_url + '/version', timeout=5).read())
+        answer = version_answer(member)
         assert answer['etcdserver'] == release['version'], answer
         assert answer['etcdcluster'] == minor + '.0', answer
 
