@@ -349,7 +349,7 @@ def kill_after(run, line_start):
 
 
 def test_a_failover_killed_after_the_switch_stays_switched_through_site_and_a_rolling_update(
-        failed_back, ansible_runner, gateway, emergency, front, members, tmp_path):
+        failed_back, ansible_runner, gateway, emergency, front, tmp_path):
     assert failed_back['rc'] == 0, failed_back['out']
     emergency_id = cluster_id([Member('etcd-single', emergency, lab_client_tls())])
     run = start_playbook(ansible_runner.inventory_file, 'failover', 'force=true')
@@ -371,19 +371,18 @@ def test_a_failover_killed_after_the_switch_stays_switched_through_site_and_a_ro
     assert gateway.file(ACTIVE).content_string.strip() == 'emergency'
     assert front.cluster_id() == emergency_id
 
-    # The failover run again completes it, and the failback brings the clients home.
+    # The failover run again completes it; the next test starts from there (its own forced failover changes
+    # nothing) and ends with the failback.
     rc, out = run_playbook(ansible_runner.inventory_file, 'failover', 'force=true')
     assert rc == 0, out[-5000:]
-    rc, out = run_playbook(ansible_runner.inventory_file, 'failback')
-    assert rc == 0, out[-5000:]
-    assert gateway.file(ACTIVE).content_string.strip() == 'cluster'
-    assert front.cluster_id() == cluster_id(members)
+    assert gateway.file(ACTIVE).content_string.strip() == 'emergency'
 
 
 # -- a key written on both sides -------------------------------------------------------------------------------
 
 def test_failback_refuses_a_conflicting_key(failed_back, ansible_runner, gateway, emergency, front, members):
     assert failed_back['rc'] == 0, failed_back['out']
+    # Already failed over by the test above when it passed; a forced failover on a healthy cluster otherwise.
     rc, out = run_playbook(ansible_runner.inventory_file, 'failover', 'force=true')
     assert rc == 0, out
     members[0].etcdctl('put', '/gatewayops-test/both', 'on-the-cluster')
