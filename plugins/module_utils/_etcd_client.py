@@ -367,10 +367,13 @@ class EtcdClient(object):
                    status=info['status'], code=info.get('code'), grpc_message=info.get('message'))
 
     def _request(self, path, body=None, endpoints=None, method='POST', auth=True, timeout=None):
-        """Send to the endpoints in order until one gives a definitive answer. Returns the parsed JSON."""
+        """Send to the endpoints in order until one gives a definitive answer. Returns the parsed JSON.
+        auth: True (log in first when a user is set), False (never send a token), or 'lazy': send the token held,
+        else none, and log in only when etcd asks for one. etcd logs in through raft, so without a leader a login
+        only times out, while the requests it never checks (member list, status) still answer."""
         operation = '%s %s' % (method, path)
         endpoints = [self._normalize_endpoint(e) for e in endpoints] if endpoints else self.endpoints
-        if auth and self.user and self._token is None:  # '' = auth not enabled
+        if auth is True and self.user and self._token is None:  # '' = auth not enabled
             self._authenticate(endpoints)
         attempts = []
         last_api = None
@@ -378,7 +381,8 @@ class EtcdClient(object):
         for endpoint in endpoints:
             reauthenticated = False
             while True:
-                kind, result = self._exchange(endpoint, path, body, method=method, auth=auth, timeout=timeout)
+                kind, result = self._exchange(endpoint, path, body, method=method, auth=bool(auth),
+                                               timeout=timeout)
                 if kind == 'ok':
                     return result
                 if kind == 'transport':
@@ -389,7 +393,9 @@ class EtcdClient(object):
                 all_tls = False
                 what = self._classify(result)
                 attempts.append((endpoint, self._api_text(result)))
-                if what == 'token' and self.user and not reauthenticated:
+                # A lazy request etcd refused for want of a user is sent again after a login, as a rejected token is.
+                asked_for_login = what == 'token' or (what == 'auth' and auth == 'lazy' and not self._token)
+                if asked_for_login and self.user and not reauthenticated:
                     reauthenticated = True
                     self._token = None
                     self._authenticate([endpoint] + [e for e in endpoints if e != endpoint])
@@ -531,7 +537,7 @@ class EtcdClient(object):
         member: dict(id:int, name:str ('' if not started), peer_urls, client_urls, is_learner:bool).
         linearizable=True asks the leader (etcd >= 3.5.13 only; older ones ignore/refuse the field)."""
         body = {'linearizable': True} if linearizable else {}
-        return self._members_answer(self._request('/v3/cluster/member/list', body, endpoints=endpoints))
+        return self._members_answer(self._request('/v3/cluster/member/list', body, endpoints=endpoints, auth='lazy'))
 
     def member_add(self, peer_urls, is_learner=False):
         """-> dict(header, member=new member (name '' and no client URLs yet), members=[...])."""
@@ -563,7 +569,7 @@ class EtcdClient(object):
         -> dict(endpoint, header, member_id, leader (id, 0 if none), version, db_size, db_size_in_use,
         raft_index, raft_term, raft_applied_index, is_learner, errors (list of str))."""
         endpoints = [endpoint] if endpoint else None
-        answer = self._request('/v3/maintenance/status', {}, endpoints=endpoints)
+        answer = self._request('/v3/maintenance/status', {}, endpoints=endpoints, auth='lazy')
         header = normalize_header(answer.get('header'))
         return dict(
             endpoint=self._normalize_endpoint(endpoint) if endpoint else None,

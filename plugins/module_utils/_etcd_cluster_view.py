@@ -367,7 +367,10 @@ def read_cluster_view(client, member_client, health_timeout, hashkv=True):
         problems.append('alarm %s raised for member %s' % (a['alarm'], a['member_name'] or a['member_id']))
 
     hash_method, hash_revision, hash_attempts, hashkv_consistent = None, 0, 0, None
-    if hashkv:
+    if hashkv and not counts and member_client.user:
+        # Hashes need a login, which etcd grants through raft: with no leader it would only time out.
+        problems.append('hashes not read: no member reports a leader, and etcd logs a user in only through one')
+    elif hashkv:
         hash_method, hash_revision, hash_attempts, hashkv_consistent = _hash_members(
             member_client, members, out, statuses, problems)
 

@@ -197,10 +197,20 @@ options:
         size (C(dbSize) of its maintenance status), checked before the snapshot is taken.
     type: int
     default: 64
+  probe:
+    description:
+      - For O(state=saved), how each endpoint is asked for its database size and cluster ID before the save.
+      - V(json_gateway) asks its maintenance status on the JSON gateway, as the other modules do.
+      - V(etcdctl) asks with C(etcdctl endpoint status), over gRPC like the save. Needed with a client certificate
+        whose common name is an etcd user, the way to take a snapshot with authentication on when no member has
+        a leader (etcd logs O(user) in through raft only); etcd's JSON gateway answers HTTP 400 to such certificates.
+    type: str
+    choices: [json_gateway, etcdctl]
+    default: json_gateway
 notes:
   - O(endpoints), O(ca_cert), O(client_cert), O(client_key), O(validate_certs), O(user), O(password) and
     O(timeout) are only used by O(state=saved), by C(etcdctl snapshot save) and, for the database size, by the
-    maintenance status request on the JSON gateway. O(timeout) becomes C(etcdctl --dial-timeout); the save itself
+    probe (O(probe)). O(timeout) becomes C(etcdctl --dial-timeout); the save itself
     is not time-limited. O(password) is passed to C(etcdctl) in the environment (E(ETCDCTL_PASSWORD)), never on
     its command line.
   - The C(hash) returned is the bbolt content hash printed by C(snapshot status), not the file's sha256.
@@ -750,10 +760,8 @@ class EtcdSnapshot(object):
         work = self.ops.mkdtemp('.%s.' % base, dest_dir)
         tmp = os.path.join(work, base)
         try:
-            connection = dict(ca_cert=p['ca_cert'], client_cert=p['client_cert'], client_key=p['client_key'],
-                              validate_certs=p['validate_certs'], user=p['user'], timeout=p['timeout'])
             try:
-                endpoint, probed = self.flow.save(tmp, p['endpoints'], connection,
+                endpoint, probed = self.flow.save(tmp, p['endpoints'], self.etcdctl_connection(),
                                                   password=p['password'] if p['user'] else None,
                                                   probe=self.probe, space_check=self.check_space)
             except SnapshotStepError as exc:
@@ -784,12 +792,21 @@ class EtcdSnapshot(object):
 
     def probe(self, endpoint):
         """The one question asked before a save: the database size and the cluster ID in the endpoint's
-        maintenance status."""
+        maintenance status, on the JSON gateway or with etcdctl (option probe)."""
+        p = self.params
+        if p['probe'] == 'etcdctl':
+            status = self.flow.etcdctl_probe(self.etcdctl_connection(), p['password'] if p['user'] else None)(endpoint)
+            return dict(db_size=status['db_size'], cluster_id=format_id(status['cluster_id']))
         try:
             status = self.module.make_client(endpoints=[endpoint]).status(endpoint)
             return dict(db_size=status['db_size'], cluster_id=format_id(status['header']['cluster_id']))
         except EtcdError as exc:
             raise ProbeFailed(to_native(exc), 'maintenance status failed')
+
+    def etcdctl_connection(self):
+        p = self.params
+        return dict(ca_cert=p['ca_cert'], client_cert=p['client_cert'], client_key=p['client_key'],
+                    validate_certs=p['validate_certs'], user=p['user'], timeout=p['timeout'])
 
     def check_space(self, directory, probed, endpoint):
         db_size = probed['db_size']
@@ -894,6 +911,7 @@ def main():
         keep_days=dict(type='int'),
         retention_pattern=dict(type='str'),
         free_space_margin_mb=dict(type='int', default=64),
+        probe=dict(type='str', default='json_gateway', choices=['json_gateway', 'etcdctl']),
         create_directory=dict(type='bool', default=False),
         expected_members=dict(type='list', elements='raw'),
         allow_foreign_origin=dict(type='bool', default=False),

@@ -73,7 +73,8 @@ def test_alarm_makes_unhealthy(gateway, run_module):
     assert not gateway.paths('/v3/maintenance/hashkv') and not gateway.paths('/v3/maintenance/hash')
 
 
-def test_no_quorum(gateway, run_module):
+def lone_member_without_leader(gateway):
+    """M1 answers, without a leader; M2 and M3 refuse connections."""
     healthy_cluster(gateway)
     gateway.route(M1, '/health', 'health_no_leader')
     gateway.route(M1, '/v3/maintenance/status', 'status_no_leader')
@@ -81,6 +82,10 @@ def test_no_quorum(gateway, run_module):
         for path in ('/health', '/v3/maintenance/status', '/v3/maintenance/hashkv', '/v3/maintenance/hash'):
             del gateway.routes[(ep, path)]
         gateway.refuse(ep)
+
+
+def test_no_quorum(gateway, run_module):
+    lone_member_without_leader(gateway)
     result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1], hashkv=False))
     assert not failed, result
     assert result['quorum'] is False and result['healthy'] is False
@@ -90,6 +95,19 @@ def test_no_quorum(gateway, run_module):
     # An alarm request goes through raft: without a leader etcd would only time out, so none is sent.
     assert gateway.paths('/v3/maintenance/alarm') == []
     assert 'no member reports a leader' in result['alarms_error']
+
+
+def test_no_leader_with_authentication_is_read_without_logging_in(gateway, run_module):
+    # etcd logs a user in through raft: a lone member has no leader to do it. The member list, status and health
+    # need no login, so the view is read anonymously; hashes (which need one) are not asked for.
+    lone_member_without_leader(gateway)
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1], user='root', password='rootpw'))
+    assert not failed, result
+    assert result['quorum'] is False and [m['name'] for m in result['members'] if m['status']] == ['m1']
+    assert gateway.paths('/v3/auth/authenticate') == []
+    assert gateway.paths('/v3/maintenance/hashkv') == gateway.paths('/v3/maintenance/hash') == []
+    assert result['hashkv_consistent'] is None
+    assert any(p.startswith('hashes not read: no member reports a leader') for p in result['problems']), result
 
 
 def _hash_at(gateway, name, revision):

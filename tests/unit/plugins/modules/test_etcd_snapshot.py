@@ -302,7 +302,9 @@ if 'endpoint' in argv and 'status' in argv:
     if 'dead' in endpoint:
         sys.stderr.write('Failed to get the status of endpoint %s (context deadline exceeded)\n' % endpoint)
         sys.exit(1)
-    print('[]')
+    print(json.dumps([dict(Endpoint=endpoint, Status=dict(
+        header=dict(cluster_id=14555785113441012720, member_id=2583486490471994318, revision=27, raft_term=2),
+        version='3.4.23', dbSize=24576, leader=0, errors=['etcdserver: no leader'], dbSizeInUse=24576))]))
     sys.exit(0)
 if 'snapshot' in argv and 'save' in argv:
     dest = argv[argv.index('save') + 1]
@@ -386,6 +388,20 @@ def test_saved_fails_over_and_renames(tmp_path, fake_bin, monkeypatch):
     assert 's3cret' not in json.dumps(res['actions'])
     assert res['diff']['before']['state'] == 'absent'
     assert res['diff']['after']['sha256'] == SNAPSHOT_SHA256
+
+
+def test_saved_probe_with_etcdctl_never_asks_the_json_gateway(tmp_path, fake_bin):
+    # A certificate whose common name is an etcd user: etcd's JSON gateway refuses it, etcdctl (gRPC) is served.
+    dest = str(tmp_path / 'final.db')
+    res = run(save_args(dest, fake_bin, probe='etcdctl', client_cert='/pki/root.crt', client_key='/pki/root.key'))
+    assert not res.get('failed'), res
+    assert res['endpoint'] == 'http://127.0.0.1:32379' and res['db_size'] == 24576
+    assert res['origin']['cluster_id'] == 'ca008970d9920bf0'
+    assert fake_bin['gateway'].calls == []
+    probes = [c['argv'] for c in calls(fake_bin) if 'endpoint' in c['argv'] and 'status' in c['argv']]
+    assert [a[0] for a in probes] == ['--endpoints=http://dead.invalid:2379', '--endpoints=http://127.0.0.1:32379']
+    assert all('--cert=/pki/root.crt' in a and not any(o.startswith('--user') for o in a) for a in probes), probes
+    assert 'http://dead.invalid:2379: endpoint status failed (rc=1), not used' in res['actions']
 
 
 def test_saved_corrupt_snapshot_never_reaches_path(tmp_path, fake_bin):
