@@ -1,4 +1,6 @@
-"""etcd authentication on (scenario etcd_auth): who may read and write what, and the parts of the stack that log in.
+"""etcd authentication on (scenario etcd_auth): who may read and write what, and the parts of the stack that log in;
+last, a forced failover: the APISIX nodes, logging in as the apisix user over TLS through the front, serve and take
+routes on the emergency node, and failback carries the new route to the cluster.
 
 site.yml ran with etcd_cluster_auth: the root user, an `apisix` user whose role reads and writes only /apisix, the
 APISIX nodes logging in as it, the scheduled backup and the emergency node's refresh as root. The passwords come
@@ -13,7 +15,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import APISIX_PASSWORD, ROOT_PASSWORD, lab_host as host, run_playbook, wait_for
+from conftest import APISIX_PASSWORD, ROOT_PASSWORD, admin, curl, lab_host as host, run_playbook, wait_for
 
 APISIX_USER = 'apisix'
 CONFIG = '/usr/local/apisix/conf/config.yaml'
@@ -164,3 +166,48 @@ def test_the_switch_without_a_password_is_refused_and_changes_nothing(ansible_ru
     assert (members[0].etcdctl('user', 'list').stdout,
             etcd01.host.file(BACKUP_SCRIPT).sha256sum) == before
     assert refused(lambda: members[0].client(user=APISIX_USER, password=APISIX_PASSWORD).get('/apisix')) is None
+
+
+# --- the APISIX nodes on the emergency node, after a failover ---------------------------------------------------
+
+def lab_route(uri_prefix):
+    upstream = '%s:8080' % host('gw01').interface('eth0').addresses[0]
+    return {'uri': uri_prefix + '/*', 'upstream': {'type': 'roundrobin', 'nodes': {upstream: 1}}}
+
+
+def served_by_both_and_the_gateway(path):
+    """Both nodes serve path (each reads its routes from etcd on its own), then the gateway does, every time."""
+    gateway = host('gw01')
+    for name in NODES:
+        address = host(name).interface('eth0').addresses[0]
+        if not wait_for(lambda a=address: curl(gateway, 'http://%s:9080%s' % (a, path))[0] == 200, timeout=30):
+            return False
+    return all(curl(gateway, 'http://127.0.0.1' + path)[0] == 200 for _attempt in range(6))
+
+
+@pytest.fixture(scope='module')
+def failed_over(ansible_runner):
+    """A route both nodes serve, then a forced failover: the front (TLS passed through) sends the nodes, logged in as
+    the apisix user, to the emergency node, whose snapshot carries the users."""
+    code, body = admin('apisix01', 'PUT', 'routes/before-failover', lab_route('/before-failover'))
+    assert code in (200, 201), body
+    assert served_by_both_and_the_gateway('/before-failover/hello')
+    rc, out = run_playbook(ansible_runner.inventory_file, 'failover', 'force=true')
+    assert rc == 0, out[-5000:]
+    assert 'failed over: the front (gw01) now sends etcd clients to the emergency node' in out, out[-3000:]
+
+
+def test_after_a_failover_the_nodes_serve_and_take_routes_from_the_emergency_node(failed_over, emergency):
+    assert served_by_both_and_the_gateway('/before-failover/hello'), 'the route of before the failover is not served'
+    code, body = admin('apisix02', 'PUT', 'routes/after-failover', lab_route('/after-failover'))
+    assert code in (200, 201), body
+    assert emergency.client().get('/apisix/routes/after-failover')[0], 'the route is not on the emergency node'
+    assert served_by_both_and_the_gateway('/after-failover/hello')
+
+
+def test_failback_carries_the_route_taken_during_the_failover(failed_over, ansible_runner, members):
+    rc, out = run_playbook(ansible_runner.inventory_file, 'failback')
+    assert rc == 0, out[-5000:]
+    assert 'failed back: the front (gw01) sends etcd clients to the cluster' in out, out[-3000:]
+    assert members[0].client().get('/apisix/routes/after-failover')[0], 'the route APISIX wrote was not carried'
+    assert served_by_both_and_the_gateway('/after-failover/hello')
