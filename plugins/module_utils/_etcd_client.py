@@ -381,8 +381,7 @@ class EtcdClient(object):
         for endpoint in endpoints:
             reauthenticated = False
             while True:
-                kind, result = self._exchange(endpoint, path, body, method=method, auth=bool(auth),
-                                               timeout=timeout)
+                kind, result = self._exchange(endpoint, path, body, method=method, auth=bool(auth), timeout=timeout)
                 if kind == 'ok':
                     return result
                 if kind == 'transport':

@@ -100,8 +100,8 @@ def test_only_a_user_certificate_carries_a_common_name(tmp_path):
     # from members without a leader); every other certificate has none (etcd's JSON gateway refuses those).
     if not os.path.exists(ANSIBLE_PLAYBOOK):
         pytest.skip('ansible-playbook not installed')
-    files = issue(tmp_path, ['etcd01'], extra=[{'name': 'etcd-single-user', 'label': 'etcd-root-client',
-                                                 'server': False, 'common_name': 'root'}])
+    user_item = {'name': 'etcd-single-user', 'label': 'etcd-root-client', 'server': False, 'common_name': 'root'}
+    files = issue(tmp_path, ['etcd01'], extra=[user_item])
     user = x509.load_pem_x509_certificate(files['etcd-single-user.crt'])
     assert [a.value for a in user.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)] == ['root']
     usage = user.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
