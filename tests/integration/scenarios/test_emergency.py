@@ -60,9 +60,14 @@ def emergency_keys(emergency):
 
 
 def endpoint_status(member):
-    done = member.etcdctl('endpoint', 'status', '-w', 'json')
-    assert done.rc == 0, done.stderr
-    return json.loads(done.stdout)[0]['Status']
+    """Asked again for up to 30 s: on a loaded machine etcdctl's 2-second dial can time out (seen once in tests/run)."""
+    tries = []
+
+    def answered():
+        tries.append(member.etcdctl('endpoint', 'status', '-w', 'json'))
+        return tries[-1].rc == 0
+    assert wait_for(answered, timeout=30, interval=2), tries[-1].stderr
+    return json.loads(tries[-1].stdout)[0]['Status']
 
 
 CONNECTION = lab_connection()
