@@ -637,6 +637,18 @@ class EtcdClient(object):
         return dict(endpoint=self._normalize_endpoint(endpoint), header=header, member_id=header['member_id'],
                     hash=_int(answer.get('hash')))
 
+    def compact(self, revision, physical=True):
+        """Compact the keyspace: drop the history older than ``revision`` (the whole cluster, through raft).
+        ``physical``: answer once the members' backends have removed it. -> the answer's header."""
+        answer = self._request('/v3/kv/compaction', {'revision': str(int(revision)), 'physical': bool(physical)})
+        return normalize_header(answer.get('header'))
+
+    def defragment(self, endpoint, timeout=None):
+        """Defragment the backend of ONE member (the one at ``endpoint``): the member serves nothing until it is
+        done, seconds per GiB. -> the answer's header."""
+        answer = self._request('/v3/maintenance/defragment', {}, endpoints=[endpoint], timeout=timeout)
+        return normalize_header(answer.get('header'))
+
     def find_leader(self):
         """-> (leader_id, client_urls of the leader) using status from the endpoints and the member list."""
         st = self.status()

@@ -277,6 +277,7 @@ from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_cluster
     members_status,
     quorum_verdict,
 )
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_leadership import transfer_leadership
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_module import (
     EtcdModule,
     check_url,
@@ -541,21 +542,9 @@ class EtcdMemberModule(object):
         self.extra['leader'] = who(target['id'])
 
         def transfer():
-            self.client.move_leader(target['id'])
-            deadline = time.monotonic() + max(0.0, self.module.params['leader_timeout'])
-            while True:
-                now_leader = agreed_leader(members_status(probe, before))
-                if now_leader and now_leader != member['id']:
-                    self.extra['leader'] = who(now_leader)
-                    return
-                if time.monotonic() >= deadline:
-                    raise ModuleFailure(
-                        'Leadership was handed from %s to %s, but within leader_timeout (%s s) the members '
-                        'still report %s as leader. Look at the members\' journals (journalctl -u etcd) and '
-                        'run again.' % (_label(member), _label(target), self.module.params['leader_timeout'],
-                                        format_id(now_leader) if now_leader else 'no one'),
-                        changed=True, previous_leader=who(leader_id))
-                time.sleep(0.5)
+            now_leader = transfer_leadership(self.client, probe, before, member, target,
+                                             self.module.params['leader_timeout'], previous_leader=who(leader_id))
+            self.extra['leader'] = who(now_leader)
 
         self.recorder.do(describe, transfer)
 

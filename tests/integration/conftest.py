@@ -283,6 +283,11 @@ def start_playbook(inventory, playbook, *extra, options=()):
                             env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
 
 
+def flat(text):
+    """The output with every run of white space made one space: the YAML callback wraps long messages."""
+    return ' '.join(text.split())
+
+
 def run_playbook(inventory, playbook, *extra, options=()):
     """start_playbook, waited for. -> (returncode, output). With the secure default, run as an operator who debugs
     would run it (-vvv --diff), and what it printed must show none of the lab's secrets (printed_secrets)."""

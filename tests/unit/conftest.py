@@ -50,7 +50,8 @@ class FakeGateway(object):
     """Stands in for ansible.module_utils.urls.open_url inside etcd_client.
 
     route(endpoint, path, answer): answer is a fixture name (replayed from fixtures/etcd/<version>/),
-    a (status, body) tuple, an exception instance (raised), or a list of those (one per call, the last repeats).
+    a (status, body) tuple, an exception instance (raised), a list of those (one per call, the last repeats), or a
+    function of the call (dict(endpoint, path, body, ...)) returning one of those (a cluster whose state changes).
     endpoint '*' matches any endpoint. Unrouted requests raise AssertionError so tests notice them."""
 
     def __init__(self, version):
@@ -82,6 +83,8 @@ class FakeGateway(object):
                 break
         else:
             raise AssertionError('unexpected request %s %s%s %r' % (method, endpoint, path, body))
+        if callable(answer) and not isinstance(answer, BaseException):
+            answer = answer(self.calls[-1])
         if isinstance(answer, BaseException):
             raise answer
         if isinstance(answer, tuple):

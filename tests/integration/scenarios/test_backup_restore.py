@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import ModuleFailed, container_name, run_playbook, wait_for
+from conftest import ModuleFailed, container_name, flat, run_playbook, wait_for
 
 BACKUP_HOST = 'etcd01'
 BACKUP_DIR = '/var/backups/etcd'
@@ -26,11 +26,6 @@ SNAPSHOT_NAME = re.compile(r'^etcd-\d{8}T\d{6}Z\.db$')
 def lab():
     """State handed from one test to the next."""
     return {}
-
-
-def flat(text):
-    """The output with every run of white space made one space: the YAML callback wraps long messages."""
-    return ' '.join(text.split())
 
 
 def by_name(members):

@@ -221,6 +221,50 @@ def test_hashkv_compacted_is_api_error(gateway):
     assert 'required revision has been compacted' in str(exc.value)
 
 
+def test_status_of_a_fragmented_member_then_defragmented(gateway):
+    # One member holding 4000 keys of 2 KiB, 90% of them deleted and compacted; then its defragmentation.
+    gateway.route(M1, '/v3/maintenance/status', ['status_fragmented', 'status_defragmented'])
+    gateway.route(M1, '/v3/maintenance/defragment', 'defragment')
+    c = client(M1)
+    before = c.status(M1)
+    assert before['db_size'] > 8 * before['db_size_in_use'] > 0
+    assert c.defragment(M1, timeout=300)['member_id'] == 0  # etcd's answer is {} (no header)
+    assert gateway.paths('/v3/maintenance/defragment')[0]['kwargs']['timeout'] == 300
+    after = c.status(M1)
+    assert after['db_size_in_use'] <= after['db_size'] < before['db_size'] / 8
+
+
+def test_status_names_a_raised_alarm(gateway):
+    gateway.route(M1, '/v3/maintenance/status', 'status_nospace')
+    assert [e.strip() for e in client(M1).status(M1)['errors']] == [
+        'memberID:%s alarm:NOSPACE' % gateway.answer('status_nospace')['header']['member_id']]
+
+
+def test_compact(gateway):
+    gateway.route(M1, '/v3/kv/compaction', 'compact_now')
+    header = client(M1).compact(4002)
+    assert header['revision'] == 4002
+    assert gateway.calls[0]['body'] == {'revision': '4002', 'physical': True}
+
+
+@pytest.mark.parametrize('fixture, text', [
+    ('compact_compacted', 'required revision has been compacted'),
+    ('compact_future', 'required revision is a future revision'),
+])
+def test_compact_refused(gateway, fixture, text):
+    gateway.route(M1, '/v3/kv/compaction', fixture)
+    with pytest.raises(ec.EtcdApiError) as exc:
+        client(M1).compact(4002)
+    assert exc.value.code == 11 and text in exc.value.grpc_message
+
+
+def test_defragment_needs_a_user_with_auth_on(gateway):
+    gateway.route(M1, '/v3/maintenance/defragment', 'auth_no_token_defragment')
+    with pytest.raises(ec.EtcdApiError) as exc:
+        client(M1).defragment(M1)
+    assert 'auth: user name is empty' in str(exc.value)
+
+
 def test_hash(gateway):
     gateway.route(M1, '/v3/maintenance/hash', 'hash_m1')
     gateway.route(M2, '/v3/maintenance/hash', 'hash_m2')

@@ -1,0 +1,157 @@
+"""playbooks/maintenance.yml on a cluster whose keyspace grew and then lost most of its keys, under the lab writer:
+the members defragmented one at a time, followers first, the leader last after a handoff, every acknowledged put on
+every member, equal hashes; a second run finds nothing to do. The figures go to maintenance-figures.json.
+
+The fill: BULK_KEYS values of BULK_VALUE bytes put in transactions, then all deleted, then the keyspace compacted by
+the test, as etcd's periodic compaction (--auto-compaction-retention) does within its period: that is when the
+freed pages show as fragmentation, which the role's rule (etcd_cluster_maintenance_*) reads.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, flat, run_playbook, wait_for, writer_options
+
+WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
+PREFIX = '/gatewayops-maintenance-writer/'
+BULK = '/gatewayops-maintenance-bulk/'
+BULK_KEYS, BULK_VALUE, PER_TXN = 2400, 4096, 100
+
+
+def statuses(members):
+    """{name: etcdctl's endpoint status} of each member, asked on its own client URL."""
+    found = {}
+    for member in members:
+        result = member.etcdctl('endpoint', 'status', '-w', 'json')
+        assert result.rc == 0, '%s: %s' % (member.name, result.stderr)
+        found[member.name] = json.loads(result.stdout)[0]['Status']
+    return found
+
+
+def leader_name(members):
+    status = statuses(members)
+    ids = dict((s['header']['member_id'], name) for name, s in status.items())
+    leaders = set(s['leader'] for s in status.values())
+    assert len(leaders) == 1, status
+    return ids[leaders.pop()]
+
+
+def fill_and_empty(member):
+    client = member.client()
+    value = 'x' * BULK_VALUE
+    for start in range(0, BULK_KEYS, PER_TXN):
+        puts = [client.transactions.put('%s%06d' % (BULK, i), value) for i in range(start, start + PER_TXN)]
+        client.transaction(compare=[], success=puts, failure=[])
+    client.delete_prefix(BULK)
+    now = json.loads(member.etcdctl('endpoint', 'status', '-w', 'json').stdout)[0]['Status']['header']['revision']
+    result = member.etcdctl('compact', str(now), '--physical')
+    assert result.rc == 0, result.stderr
+
+
+@pytest.fixture(scope='module')
+def maintained(ansible_runner, members, tmp_path_factory):
+    """The fill, then maintenance.yml under the writer. -> dict(rc, out, leader, before, after, log, seconds)."""
+    assert wait_for(lambda: all(m.etcdctl('endpoint', 'health').rc == 0 for m in members), timeout=90)
+    fill_and_empty(members[0])
+    before = statuses(members)
+    leader = leader_name(members)
+    work = tmp_path_factory.mktemp('maintenance')
+    log, stop = str(work / 'writer.log'), str(work / 'stop')
+    writer = subprocess.Popen([sys.executable, WRITER, '--endpoints', ','.join(m.client_url for m in members),
+                               '--log', log, '--stop-file', stop, '--prefix', PREFIX, '--retry-seconds', '30']
+                              + writer_options())
+    try:
+        time.sleep(2)
+        start = time.monotonic()
+        rc, out = run_playbook(ansible_runner.inventory_file, 'maintenance')
+        seconds = time.monotonic() - start
+        time.sleep(2)
+    finally:
+        open(stop, 'w').close()
+        try:
+            writer.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            writer.send_signal(signal.SIGKILL)
+    after = statuses(members)
+    figures = dict(distro=os.environ.get('LAB_DISTRO', 'bookworm'), seconds=round(seconds, 1), leader=leader,
+                   before=dict((n, [s['dbSize'], s['dbSizeInUse']]) for n, s in before.items()),
+                   after=dict((n, [s['dbSize'], s['dbSizeInUse']]) for n, s in after.items()),
+                   members=re.findall(r'(\w+(?: \(the leader\))?: [0-9.]+ \w+ \([^)]*\) before, [^;]*; '
+                                      r'defragmented in [0-9.]+ s)', flat(out)))
+    with open(log) as f:
+        summary = [json.loads(line)['summary'] for line in f if '"summary"' in line]
+    figures['writer'] = summary[-1] if summary else None
+    for path in (os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY'), '/tmp'):
+        if path:
+            with open(os.path.join(path, 'maintenance-figures-%s.json' % figures['distro']), 'w') as f:
+                json.dump(figures, f, indent=1)
+    return dict(rc=rc, out=out, leader=leader, before=before, after=after, log=log, summary=figures['writer'])
+
+
+def report(out, what):
+    """A line of the playbook's report ("order: ...")."""
+    found = re.search(r"- '?%s: ([^'\n]*)'?\n" % what, out)
+    assert found, out[-4000:]
+    return found.group(1).strip()
+
+
+def test_the_maintenance_succeeds(maintained):
+    assert maintained['rc'] == 0, maintained['out'][-6000:]
+
+
+def test_followers_first_the_leader_last_after_a_handoff(maintained, members):
+    order = report(maintained['out'], 'order').split(', ')
+    assert sorted(order) == sorted(m.name for m in members), maintained['out'][-4000:]
+    assert order[-1] == maintained['leader'], order
+    leaders = report(maintained['out'], 'leader')
+    assert leaders == '%s before, %s after' % (maintained['leader'], order[0]), leaders
+    assert leader_name(members) != maintained['leader']
+
+
+def test_every_database_shrank(maintained):
+    for name, before in maintained['before'].items():
+        after = maintained['after'][name]
+        assert after['dbSize'] < before['dbSize'] / 2, (name, before, after)
+
+
+def test_every_acknowledged_put_is_on_every_member(maintained, members):
+    with open(maintained['log']) as f:
+        acked = dict((e['key'], e['value']) for e in map(json.loads, f) if e.get('acked'))
+    assert len(acked) > 20, 'the writer wrote too little: %d' % len(acked)
+    assert maintained['summary'] and maintained['summary']['failed'] == 0, maintained['summary']
+    for member in members:
+        found = dict((meta.key.decode(), value.decode())
+                     for value, meta in member.client().get_prefix(PREFIX, serializable=True))
+        lost = [k for k, v in acked.items() if found.get(k) != v]
+        assert not lost, '%s lacks %d acknowledged keys, e.g. %s' % (member.name, len(lost), sorted(lost)[:5])
+
+
+def test_hashkv_equal_on_every_member(maintained, members, explain):
+    revision = statuses(members)[members[0].name]['header']['revision']
+    hashes = {}
+    for member in members:
+        result = member.etcdctl('endpoint', 'hashkv', '--rev=%d' % revision, '-w', 'json')
+        assert result.rc == 0, explain(result.stderr)
+        hashes[member.name] = json.loads(result.stdout)[0]['HashKV']['hash']
+    assert len(set(hashes.values())) == 1, explain('hashkv at revision %d: %s' % (revision, hashes))
+
+
+def test_a_second_run_finds_nothing_to_do(maintained, ansible_runner):
+    rc, out = run_playbook(ansible_runner.inventory_file, 'maintenance')
+    assert rc == 0, out[-4000:]
+    assert 'nothing to do: every member is within the rule' in out, out[-4000:]
+    recap = dict(re.findall(r'^([\w.-]+)\s+: ok=\d+\s+changed=(\d+)', out, re.M))
+    assert recap and not [h for h, n in recap.items() if int(n)], recap
+
+
+def test_bad_extra_vars_are_refused_and_change_nothing(maintained, ansible_runner):
+    rc, out = run_playbook(ansible_runner.inventory_file, 'maintenance', 'force=maybe')
+    assert rc != 0
+    assert "Refusing to run the maintenance" in out and "force='maybe'" in out and 'Nothing was changed.' in out
