@@ -1,6 +1,8 @@
 """playbooks/maintenance.yml on a cluster whose keyspace grew and then lost most of its keys, under the lab writer:
 the members defragmented one at a time, followers first, the leader last after a handoff, every acknowledged put on
 every member, equal hashes; a second run finds nothing to do. The figures go to maintenance-figures.json.
+Then the members restarted with a 16 MiB quota and filled until etcd raises NOSPACE: maintenance.yml refuses
+without -e nospace=true, and with it brings writes back, every acknowledged value kept.
 
 The fill: BULK_KEYS values of BULK_VALUE bytes put in transactions, then all deleted, then the keyspace compacted by
 the test, as etcd's periodic compaction (--auto-compaction-retention) does within its period: that is when the
@@ -134,6 +136,10 @@ def test_every_acknowledged_put_is_on_every_member(maintained, members):
 
 
 def test_hashkv_equal_on_every_member(maintained, members, explain):
+    assert_equal_hashes(members, explain)
+
+
+def assert_equal_hashes(members, explain):
     revision = statuses(members)[members[0].name]['header']['revision']
     hashes = {}
     for member in members:
@@ -155,3 +161,62 @@ def test_bad_extra_vars_are_refused_and_change_nothing(maintained, ansible_runne
     rc, out = run_playbook(ansible_runner.inventory_file, 'maintenance', 'force=maybe')
     assert rc != 0
     assert "Refusing to run the maintenance" in out and "force='maybe'" in out and 'Nothing was changed.' in out
+
+
+# --- the NOSPACE recovery ---------------------------------------------------------------------------------------
+
+QUOTA = 16 * 1024 * 1024
+SPACE = '/gatewayops-nospace/'
+
+
+@pytest.fixture(scope='module')
+def out_of_space(maintained, ansible_runner, members):
+    """The members restarted with a 16 MiB quota (etcd_cluster.yml, one at a time), then the same 8 keys overwritten
+    with 256 KiB values (etcd keeps each overwritten value until a compaction) until etcd refuses a put.
+    -> dict(acked={key: last acknowledged value}, refused=etcd's answer, refused_put=(key, value)).
+    etcd applies the put that crosses the quota and then answers it with NOSPACE (its applier checks the quota
+    around the write): that key may hold the refused value afterwards."""
+    rc, out = run_playbook(ansible_runner.inventory_file, 'etcd_cluster', 'etcd_cluster_quota_backend_bytes=%d' % QUOTA)
+    assert rc == 0, out[-4000:]
+    client = members[0].client()
+    acked, refused, refused_put = {}, None, None
+    for i in range(4 * QUOTA // (256 * 1024)):
+        key, value = '%s%d' % (SPACE, i % 8), '%06d' % i + 'y' * (256 * 1024)
+        try:
+            client.put(key, value)
+        except Exception as e:  # noqa: BLE001 - etcd's refusal is what is looked for
+            refused, refused_put = str(e), (key, value)
+            break
+        acked[key] = value
+    return dict(acked=acked, refused=refused, refused_put=refused_put)
+
+
+def test_the_cluster_ran_out_of_space(out_of_space):
+    assert out_of_space['refused'] and 'database space exceeded' in out_of_space['refused'], out_of_space['refused']
+    assert len(out_of_space['acked']) == 8
+
+
+def test_without_the_flag_nospace_is_refused_and_nothing_changes(out_of_space, ansible_runner):
+    rc, out = run_playbook(ansible_runner.inventory_file, 'maintenance')
+    assert rc != 0
+    text = flat(out)
+    assert 'Refusing to defragment: the cluster is out of space (NOSPACE raised for ' in text, out[-4000:]
+    assert 'recover_nospace=true' in text and 'Nothing was changed.' in text
+
+
+def test_the_nospace_recovery_brings_writes_back(out_of_space, ansible_runner, members, explain):
+    rc, out = run_playbook(ansible_runner.inventory_file, 'maintenance', 'nospace=true',
+                           'etcd_cluster_quota_backend_bytes=%d' % QUOTA)
+    assert rc == 0, out[-6000:]
+    assert re.search(r'NOSPACE disarmed: NOSPACE@etcd0\d', out), out[-4000:]
+    members[1].client().put(SPACE + 'after', 'written after the recovery')
+    for member in members:
+        found = dict((meta.key.decode(), value.decode())
+                     for value, meta in member.client().get_prefix(SPACE, serializable=True))
+        lost = [k for k, v in out_of_space['acked'].items()
+                if found.get(k) != v and (k, found.get(k)) != out_of_space['refused_put']]
+        assert not lost, explain('%s lacks the last acknowledged value of %s' % (member.name, lost))
+        assert wait_for(lambda: member.client().get(SPACE + 'after')[0] is not None, timeout=10), member.name
+    alarms = members[0].etcdctl('alarm', 'list')
+    assert alarms.rc == 0 and not alarms.stdout.strip(), alarms.stdout
+    assert_equal_hashes(members, explain)
