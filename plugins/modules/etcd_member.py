@@ -54,7 +54,8 @@ options:
       - V(absent) removes the member; a name that is not in the cluster is fine (unchanged).
       - V(promoted) promotes a learner to voting member; an already voting member is unchanged; an unknown name fails.
         etcd promotes only a learner that has started and caught up with the leader; until O(promote_timeout)
-        the promotion is retried while etcd answers that the learner is not ready (not started, not in sync).
+        the promotion is retried while etcd answers that the learner is not ready (not started, not in sync), or
+        gives no answer in time (then the member list is read first; a promotion etcd applied counts as done).
       - V(not_leader) makes sure the member is not the leader - see the description.
     type: str
     choices: [present, absent, promoted, not_leader]
@@ -265,7 +266,9 @@ import time
 
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import (
     EtcdApiError,
+    EtcdConnectionError,
     EtcdError,
+    EtcdUnavailableError,
     format_id,
 )
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_cluster_view import (
@@ -483,6 +486,14 @@ class EtcdMemberModule(object):
                 self.client.member_promote(member['id'])
                 self.extra['promote_attempts'] = attempts
                 return
+            except (EtcdConnectionError, EtcdUnavailableError):
+                # etcd promotes through raft: on a loaded machine its answer may come after the client's timeout,
+                # the promotion applied or not. Look, and ask again until promote_timeout.
+                if self.module.params['promote_timeout'] <= 0 or time.monotonic() >= deadline:
+                    raise
+                if self._is_voting(member):
+                    self.extra['promote_attempts'] = attempts
+                    return
             except EtcdApiError as e:
                 text = (e.grpc_message or str(e)).lower()
                 if self.module.params['promote_timeout'] <= 0 or not any(m in text for m in PROMOTE_NOT_READY):
@@ -499,6 +510,14 @@ class EtcdMemberModule(object):
             # A learner usually catches up within a second or two of starting: ask often (a refused promotion
             # costs etcd one request).
             time.sleep(min(0.5, max(0.1, deadline - time.monotonic())))
+
+    def _is_voting(self, member):
+        """Whether the member list (when one endpoint gives it) shows ``member`` as a voting member."""
+        try:
+            members = self.client.member_list()['members']
+        except EtcdError:
+            return False
+        return any(m['id'] == member['id'] and not m['is_learner'] for m in members)
 
     def _progress(self, member):
         """' Learner raft index X, leader raft index Y.' when both can be read, else ''."""

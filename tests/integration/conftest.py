@@ -7,6 +7,7 @@ that are about those modules.
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -283,6 +284,11 @@ def start_playbook(inventory, playbook, *extra, options=()):
                             env=dict(os.environ, ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1'))
 
 
+def recap_changed(out):
+    """{host: tasks changed} from the PLAY RECAP of a playbook's output."""
+    return dict((host, int(n)) for host, n in re.findall(r'^([\w.-]+)\s+: ok=\d+\s+changed=(\d+)', out, re.M))
+
+
 def flat(text):
     """The output with every run of white space made one space: the YAML callback wraps long messages."""
     return ' '.join(text.split())
@@ -345,6 +351,18 @@ def explain(members):
     def _explain(message):
         return message + '\n' + '\n'.join('--- journal of %s ---\n%s' % (m.name, m.journal()) for m in members)
     return _explain
+
+
+def assert_equal_hashes(members, explain):
+    """Every member's hashkv at one revision (the first member's current one) is the same."""
+    status = json.loads(members[0].etcdctl('endpoint', 'status', '-w', 'json').stdout)
+    revision = status[0]['Status']['header']['revision']
+    hashes = {}
+    for member in members:
+        result = member.etcdctl('endpoint', 'hashkv', '--rev=%d' % revision, '-w', 'json')
+        assert result.rc == 0, explain(result.stderr)
+        hashes[member.name] = json.loads(result.stdout)[0]['HashKV']['hash']
+    assert len(set(hashes.values())) == 1, explain('hashkv differs at revision %d: %s' % (revision, hashes))
 
 
 # --- the APISIX nodes ----------------------------------------------------------------------------------------

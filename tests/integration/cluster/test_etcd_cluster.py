@@ -3,7 +3,7 @@
 import json
 import uuid
 
-from conftest import wait_for
+from conftest import assert_equal_hashes, wait_for
 
 
 def test_units_enabled_and_running(members, explain):
@@ -47,14 +47,7 @@ def test_every_endpoint_healthy(members, explain):
 
 
 def test_hashkv_equal_on_every_member(members, explain):
-    status = json.loads(members[0].etcdctl('endpoint', 'status', '-w', 'json').stdout)
-    revision = status[0]['Status']['header']['revision']
-    hashes = {}
-    for member in members:
-        result = member.etcdctl('endpoint', 'hashkv', '--rev=%d' % revision, '-w', 'json')
-        assert result.rc == 0, explain(result.stderr)
-        hashes[member.name] = json.loads(result.stdout)[0]['HashKV']['hash']
-    assert len(set(hashes.values())) == 1, explain('hashkv differs at revision %d: %s' % (revision, hashes))
+    assert_equal_hashes(members, explain)
 
 
 def test_a_key_written_through_one_member_reads_back_from_the_others(members):

@@ -23,6 +23,7 @@ RUNS = {
     'migrate_member': ['member=etcd03', 'new_host=etcd04'],
     'upgrade_etcd': [],
     'failover': ['force=true'],
+    'maintenance': ['force=true'],
     # On the plain stack with plain settings: the plan (nothing to move), no site.yml part in check mode.
     'secure_migration': [],
     'rolling_update': ['source=' + PLUGINS, 'rolling_update_observe_seconds=1',

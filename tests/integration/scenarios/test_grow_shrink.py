@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from conftest import lab_host, read_writer_log
+from conftest import assert_equal_hashes, lab_host, read_writer_log
 
 EPHEMERAL = os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY', '')
 ADDED = ['etcd04', 'etcd05']
@@ -57,13 +57,7 @@ def test_back_to_the_three_original_members(members, explain):
 
 
 def test_hashkv_equal_at_one_revision(members, explain):
-    revision = json.loads(members[0].etcdctl('endpoint', 'status', '-w', 'json').stdout)[0]['Status']['header']['revision']
-    hashes = {}
-    for member in members:
-        result = member.etcdctl('endpoint', 'hashkv', '--rev=%d' % revision, '-w', 'json')
-        assert result.rc == 0, explain(result.stderr)
-        hashes[member.name] = json.loads(result.stdout)[0]['HashKV']['hash']
-    assert len(set(hashes.values())) == 1, explain('hashkv at revision %d: %s' % (revision, hashes))
+    assert_equal_hashes(members, explain)
 
 
 @pytest.mark.parametrize('name', ADDED)

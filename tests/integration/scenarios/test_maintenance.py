@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import REPO, flat, run_playbook, wait_for, writer_options
+from conftest import REPO, assert_equal_hashes, flat, recap_changed, run_playbook, wait_for, writer_options
 
 WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
 PREFIX = '/gatewayops-maintenance-writer/'
@@ -139,22 +139,12 @@ def test_hashkv_equal_on_every_member(maintained, members, explain):
     assert_equal_hashes(members, explain)
 
 
-def assert_equal_hashes(members, explain):
-    revision = statuses(members)[members[0].name]['header']['revision']
-    hashes = {}
-    for member in members:
-        result = member.etcdctl('endpoint', 'hashkv', '--rev=%d' % revision, '-w', 'json')
-        assert result.rc == 0, explain(result.stderr)
-        hashes[member.name] = json.loads(result.stdout)[0]['HashKV']['hash']
-    assert len(set(hashes.values())) == 1, explain('hashkv at revision %d: %s' % (revision, hashes))
-
-
 def test_a_second_run_finds_nothing_to_do(maintained, ansible_runner):
     rc, out = run_playbook(ansible_runner.inventory_file, 'maintenance')
     assert rc == 0, out[-4000:]
     assert 'nothing to do: every member is within the rule' in out, out[-4000:]
-    recap = dict(re.findall(r'^([\w.-]+)\s+: ok=\d+\s+changed=(\d+)', out, re.M))
-    assert recap and not [h for h, n in recap.items() if int(n)], recap
+    recap = recap_changed(out)
+    assert recap and not any(recap.values()), recap
 
 
 def test_bad_extra_vars_are_refused_and_change_nothing(maintained, ansible_runner):

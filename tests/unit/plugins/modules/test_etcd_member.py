@@ -6,6 +6,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import socket
+import urllib.error
+
 import pytest
 
 from ansible_collections.gatewayops.apisix_ha.plugins.modules import etcd_member
@@ -281,6 +284,27 @@ def test_promote_retries_until_the_learner_is_in_sync(gateway, run_module, no_sl
     assert result['promote_attempts'] == 3
     assert len(writes(gateway)) == 3
     assert result['member']['is_learner'] is False
+
+
+def test_a_promotion_answered_too_late_is_found_applied(gateway, run_module, no_sleep):
+    # The first promotion times out on every endpoint; the member list then shows the member voting.
+    listings = ['member_list_started_learner', 'member_list_started_learner', 'member_list_after_promote']
+    gateway.route(M1, '/v3/cluster/member/list', listings)
+    gateway.route('*', '/v3/cluster/member/promote', urllib.error.URLError(socket.timeout('timed out')))
+    healthy(gateway, M1, M2, M3)
+    result, failed = run_module(etcd_member, args(name='m3', state='promoted', promote_timeout=30))
+    assert not failed, result
+    assert result['changed'] is True and result['promote_attempts'] == 2
+    assert result['member']['is_learner'] is False
+
+
+def test_a_promotion_that_never_answers_fails_after_promote_timeout(gateway, run_module, no_sleep):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list_started_learner')
+    gateway.route('*', '/v3/cluster/member/promote', urllib.error.URLError(socket.timeout('timed out')))
+    healthy(gateway, M1, M2, M3)
+    result, failed = run_module(etcd_member, args(name='m3', state='promoted', promote_timeout=0.05))
+    assert failed
+    assert result['msg'].startswith('Could not reach any etcd endpoint') and 'timed out' in result['msg']
 
 
 def test_promote_gives_up_after_promote_timeout(gateway, run_module, no_sleep):
