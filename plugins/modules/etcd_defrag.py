@@ -25,7 +25,7 @@ description:
     stall would stall every write). After each member, waits up to O(wait_timeout) until the cluster is healthy
     again (a gate), then pauses O(pause) seconds; a gate that does not pass stops the run there.
   - Reports each member's database size and size in use before and after.
-  - A one-member cluster (the emergency node) is defragmented with no handoff.
+  - A one-member cluster is defragmented with no handoff.
 author:
   - gatewayops maintainers (@gatewayops)
 extends_documentation_fragment:
@@ -351,7 +351,6 @@ class EtcdDefrag(object):
         condition = AnswersWithOneLeader() if nospace else WaitCondition(dict(healthy=True))
         rule = dict((k, self.p[k]) for k in ('fragmentation_above', 'quota_share_above', 'reclaimable_above',
                                              'quota_bytes'))
-        by_name = dict((m['name'], m) for m in view['members'])
         leader_name = view['leader']['name']
         entries = [dict(name=m['name'], id=m['id'], was_leader=m['name'] == leader_name, reason='',
                         defragmented=False, seconds=0.0, before=sizes(m['status']), after=sizes(m['status']))
@@ -365,13 +364,14 @@ class EtcdDefrag(object):
                 # What the compaction freed may bring more members under the rule.
                 self.pick(entries, self.view(), rule, nospace)
 
-        members = [self._client_member(by_name[e['name']]) for e in entries]
-        followers = [e for e in entries if e['reason'] and not e['was_leader']]
-        for entry in followers:
-            self.defragment(self._client_member(by_name[entry['name']]), entry, condition)
-        leader_entry = [e for e in entries if e['was_leader'] and e['reason']]
-        if leader_entry:
-            self._leader_turn(by_name, members, entries, leader_entry[0], condition)
+        # The members in the client's shape (integer id), as the leadership handoff reads them.
+        members = dict((m['name'], dict(m, id=int(m['id'], 16))) for m in view['members'])
+        order = self._order(entries)
+        for entry in order:
+            if entry['was_leader']:
+                self._leader_turn(members, entries, entry, condition)
+            else:
+                self.defragment(members[entry['name']], entry, condition)
 
         disarmed = self._disarm(view) if nospace else []
         final = view if self.module.check_mode else self.view()
@@ -382,7 +382,7 @@ class EtcdDefrag(object):
         self.module.finish(
             before=dict((e['name'], e['before']) for e in entries),
             after=dict((e['name'], e['after']) for e in entries),
-            members=entries, order=[e['name'] for e in self._order(entries)], compacted_revision=compacted,
+            members=entries, order=[e['name'] for e in order], compacted_revision=compacted,
             previous_leader=leader_name, leader=final['leader'].get('name', ''), disarmed=disarmed)
 
     def pick(self, entries, view, rule, nospace):
@@ -397,23 +397,20 @@ class EtcdDefrag(object):
 
     @staticmethod
     def _order(entries):
-        picked = [e for e in entries if e['defragmented'] or e['reason']]
+        """The entries picked, followers first, the leader last."""
+        picked = [e for e in entries if e['reason']]
         return [e for e in picked if not e['was_leader']] + [e for e in picked if e['was_leader']]
 
-    @staticmethod
-    def _client_member(member):
-        """A member of the view in the client's shape (integer id), as the leadership handoff reads it."""
-        return dict(member, id=int(member['id'], 16))
-
-    def _leader_turn(self, by_name, members, entries, entry, condition):
-        leader = self._client_member(by_name[entry['name']])
-        voters = [e for e in entries if e['name'] != entry['name'] and not by_name[e['name']]['is_learner']]
+    def _leader_turn(self, members, entries, entry, condition):
+        leader = members[entry['name']]
+        voters = [e for e in entries if e['name'] != entry['name'] and not members[e['name']]['is_learner']]
         if voters:
             # To a member this run defragmented, else to any other voting one: its stall is behind it.
             voters.sort(key=lambda e: (not e['defragmented'], e['name']))
-            target = self._client_member(by_name[voters[0]['name']])
+            target = members[voters[0]['name']]
             self.recorder.do('move leadership from %s to %s' % (label(leader), label(target)), transfer_leadership,
-                             self.module.client, self.probe, members, leader, target, self.p['leader_timeout'])
+                             self.module.client, self.probe, list(members.values()), leader, target,
+                             self.p['leader_timeout'])
         self.defragment(leader, entry, condition)
 
     def _disarm(self, view):
