@@ -1,7 +1,7 @@
 """Benchmark command: times the collection's playbooks on fresh lab containers and prints JSON.
 
 usage: python3 tests/benchmark.py [--distro bookworm|trixie] [--keep] [--skip-replace] [--skip-snapshot]
-                                  [--skip-rolling] [--skip-failover]
+                                  [--skip-rolling] [--skip-failover] [--skip-defrag]
 
 Figures: wall time of playbooks/site.yml on fresh containers, wall time of the idempotent re-run, their ratio,
 and how many tasks the re-run changed (0 expected); then, with etcd03 failed (SIGKILL, data dir wiped):
@@ -15,6 +15,11 @@ tests/lab/loadgen.py sends 30 GET and POST requests a second through the gateway
 Last, with etcd02 and etcd03 killed: the failover RTO (seconds from the start of failover.yml to the first write
 acknowledged through the front on gw01, tried every 0.2 s), the emergency node's staleness at the switch
 (failover.json switched_epoch - state.json snapshot_taken_epoch), and failback.yml's wall time once they are back.
+Then defragmentation, with 120,000 values of 2 KiB written and half of them deleted (a database of a few hundred MB,
+half of it in use), under a writer putting through the front one put after another: the runbook's way (compact, then
+`etcdctl defrag` member by member, the leader first, no handoff) against maintenance.yml -e force=true (followers
+first, the leader last after its leadership is handed away), in the same run: each member's defragmentation time, and
+the writer's longest put and the puts that took over a second, over the leader's turn and over the whole run.
 Before each figure the benchmark waits (up to 2 min) for the previous step's load to die down; each figure comes
 with the 1-min load average at its start and the load averages read as it ended, and the output lists any running
 container that is not this lab's (none expected: run it on a lab alone on the machine). Timings are reported, never
@@ -144,6 +149,7 @@ SNAPSHOT_KEYS = 100000
 BENCH_KEYS = r"""
 import base64, json, sys, urllib.request
 mode, url, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+pad = 'x' * int(sys.argv[4]) if len(sys.argv) > 4 else ''  # fill: each value padded by that many bytes
 b64 = lambda text: base64.b64encode(text.encode()).decode()
 key = lambda n: b64('/apisix/routes/%06d' % n)
 
@@ -155,11 +161,14 @@ if mode == 'fill':
     for start in range(0, count, 100):
         post('/v3/kv/txn', {'success': [
             {'requestPut': {'key': key(n), 'value': b64(json.dumps({'id': str(n), 'uri': '/bench/%d' % n,
-                                                                   'upstream_id': '1'}))}}
+                                                                   'upstream_id': '1', 'desc': pad}))}}
             for n in range(start, min(start + 100, count))]}, 30)
 else:
     print(post('/v3/kv/deleterange', {'key': key(0), 'range_end': key(count)}, 120).get('deleted'))
 """
+
+# Defragmentation: 120,000 values of about 2 KiB, the first half deleted.
+DEFRAG_KEYS, DEFRAG_PAD = 120000, 2048
 
 # Runs a command on the member and prints its wall time in seconds, so the figure leaves out `docker exec`.
 TIMED = 'start=$(date +%s%N); "$@" >/tmp/bench-timed.out 2>&1 || { cat /tmp/bench-timed.out; exit 1; }; ' \
@@ -314,6 +323,105 @@ def measure_rolling(env, work):
     }
 
 
+class FrontWriter(threading.Thread):
+    """Puts through the etcd front, one after another, as APISIX's Admin API writes go; records each put's start,
+    end and whether it was acknowledged."""
+
+    def __init__(self, url):
+        super().__init__(daemon=True)
+        self.url, self.puts, self.stop = url, [], threading.Event()
+
+    def run(self):
+        body = json.dumps({'key': 'L2dhdGV3YXlvcHMtYmVuY2gvd3JpdGVy', 'value': 'eA=='}).encode()  # /gatewayops-bench/writer
+        while not self.stop.is_set():
+            started = time.monotonic()
+            request = urllib.request.Request(self.url + '/v3/kv/put', body, {'Content-Type': 'application/json'})
+            try:
+                acknowledged = 'header' in json.loads(urllib.request.urlopen(request, timeout=60).read())
+            except (OSError, ValueError):
+                acknowledged = False
+            self.puts.append((started, time.monotonic(), acknowledged))
+
+    def seen(self, start=None, end=None):
+        """The puts that overlap [start, end]: how many, the failed ones, the longest and those over a second."""
+        puts = [p for p in self.puts if (start is None or p[1] >= start) and (end is None or p[0] <= end)]
+        longest = max((p[1] - p[0] for p in puts), default=0)
+        return {'puts': len(puts), 'failed': sum(1 for p in puts if not p[2]), 'longest_put_seconds': round(longest, 2),
+                'puts_over_1s': sum(1 for p in puts if p[1] - p[0] > 1)}
+
+
+def endpoint_statuses(env):
+    """name -> (client URL, is leader), from etcd01."""
+    members = {m['ID']: m for m in json.loads(etcdctl(env, 'member', 'list', '-w', 'json')[1])['members']}
+    statuses = json.loads(etcdctl(env, 'endpoint', 'status', '--cluster', '-w', 'json')[1])
+    return {members[s['Status']['header']['member_id']]['name']: (s['Endpoint'], s['Status']['leader'] == s['Status']['header']['member_id'])
+            for s in statuses}
+
+
+def fragment(env, url):
+    """The keyspace filled with DEFRAG_KEYS values, the first half deleted, compacted: half of each database free."""
+    run('docker', 'exec', container('etcd01'), 'python3', '-c', BENCH_KEYS, 'fill', url, str(DEFRAG_KEYS),
+        str(DEFRAG_PAD), env=env)
+    run('docker', 'exec', container('etcd01'), 'python3', '-c', BENCH_KEYS, 'delete', url, str(DEFRAG_KEYS // 2),
+        env=env)
+    revision = json.loads(etcdctl(env, 'endpoint', 'status', '-w', 'json')[1])[0]['Status']['header']['revision']
+    etcdctl(env, 'compact', str(revision), '--physical')
+
+
+def measure_defrag(env):
+    """The runbook's defragmentation (the leader first, no handoff) against maintenance.yml's, same keyspace, same
+    run, under a writer through the front."""
+    url = subprocess.check_output(['docker', 'exec', container('etcd01'), 'sh', '-c',
+                                   '. /etc/etcd/etcd.conf; echo ${ETCD_ADVERTISE_CLIENT_URLS%%,*}'], env=env,
+                                  text=True).strip()
+    fragment(env, url)
+    sizes = json.loads(etcdctl(env, 'endpoint', 'status', '-w', 'json')[1])[0]['Status']
+    figures = {'defrag_db_size_bytes': sizes['dbSize'], 'defrag_db_in_use_bytes': sizes.get('dbSizeInUse')}
+    front = 'http://%s:2379' % address(env, 'gw01')
+
+    writer = FrontWriter(front)
+    writer.start()
+    time.sleep(2)
+    statuses = endpoint_statuses(env)
+    order = sorted(statuses, key=lambda name: not statuses[name][1])  # the leader first
+    naive, windows = {}, {}
+    for name in order:
+        started = time.monotonic()
+        naive[name] = round(timed_on_member(env, name, 'etcdctl', '--command-timeout=600s', '--endpoints',
+                                                statuses[name][0], 'defrag')[0], 2)
+        windows[name] = (started, time.monotonic())
+        time.sleep(2)
+    writer.stop.set()
+    writer.join()
+    figures.update({
+        'naive_order': order,
+        'naive_defrag_seconds_per_member': naive,
+        'naive_writer_during_leader_turn': writer.seen(*windows[order[0]]),
+        'naive_writer_whole_run': writer.seen(),
+    })
+
+    fragment(env, url)  # the same half free again
+    writer = FrontWriter(front)
+    writer.start()
+    time.sleep(2)
+    elapsed, output = run('ansible-playbook', 'playbooks/maintenance.yml', '-e', 'force=true', env=env)
+    writer.stop.set()
+    writer.join()
+    flat = ' '.join(output.split())
+    per_member = {m.group(1): float(m.group(3)) for m in re.finditer(
+        r'(etcd\d+)( \(the leader\))?: [^;]*; defragmented in ([0-9.]+) s', flat)}
+    leader = re.search(r'(etcd\d+) \(the leader\):', flat)
+    figures.update({
+        'maintenance_yml_seconds': round(elapsed, 2),
+        'maintenance_order': (re.search(r'order: ([\w, ]+?)"', flat) or re.search(r'order: ([\w, ]+)', flat)).group(1),
+        'maintenance_leader_at_start': leader.group(1) if leader else None,
+        'maintenance_defrag_seconds_per_member': per_member,
+        'maintenance_writer_whole_run': writer.seen(),
+    })
+    run('docker', 'exec', container('etcd01'), 'python3', '-c', BENCH_KEYS, 'delete', url, str(DEFRAG_KEYS), env=env)
+    return figures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--distro', default=os.environ.get('LAB_DISTRO', 'bookworm'), choices=['bookworm', 'trixie'])
@@ -322,6 +430,7 @@ def main():
     parser.add_argument('--skip-snapshot', action='store_true', help='no snapshot save+verify figures')
     parser.add_argument('--skip-rolling', action='store_true', help='no APISIX rolling update figures')
     parser.add_argument('--skip-failover', action='store_true', help='no failover RTO / staleness figures')
+    parser.add_argument('--skip-defrag', action='store_true', help='no defragmentation figures')
     options = parser.parse_args()
 
     subprocess.run([os.path.join(REPO, 'tests/lab/bootstrap.sh')], check=True, stdout=sys.stderr,
@@ -351,7 +460,8 @@ def main():
                 ('snapshot', options.skip_snapshot, measure_snapshot),
                 ('rolling_update', options.skip_rolling,
                  lambda e: measure_rolling(e, tempfile.mkdtemp(prefix='benchmark-'))),
-                ('failover', options.skip_failover, measure_failover)):
+                ('failover', options.skip_failover, measure_failover),
+                ('defrag', options.skip_defrag, measure_defrag)):
             if not skip:
                 measured(name, lambda measure=measure: measure(env))
     finally:

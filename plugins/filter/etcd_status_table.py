@@ -14,6 +14,9 @@ description:
   - Turns the result of M(gatewayops.apisix_ha.etcd_cluster_info) into the table an operator reads after
     C(etcdctl endpoint status --cluster -w table), C(etcdctl member list) and C(etcdctl endpoint health),
     one row per member, followed by a summary line (cluster ID, leader, quorum, health, alarms, hashes, problems).
+  - By default a table that fits 120 columns - name, version, leader, database size, in use, fragmentation
+    (1 - in use / size), quota use, raft index, health - with each member's errors on lines of their own below it.
+    O(full) gives every column of C(etcdctl)'s tables beside those.
 author:
   - gatewayops maintainers
 options:
@@ -21,6 +24,13 @@ options:
     description: The registered result of M(gatewayops.apisix_ha.etcd_cluster_info).
     type: dict
     required: true
+  full:
+    description: Every column (endpoint, ID, peer addresses, learner, raft term and applied index, errors).
+    type: bool
+    default: false
+  quota_bytes:
+    description: The members' space quota (C(--quota-backend-bytes)); without it, no quota column.
+    type: int
 """
 
 EXAMPLES = r"""
@@ -29,9 +39,9 @@ EXAMPLES = r"""
     endpoints: "{{ etcd_cluster_endpoints }}"
   register: etcd_info
 
-- name: Print it
+- name: Print it, with the quota use
   ansible.builtin.debug:
-    msg: "{{ etcd_info | gatewayops.apisix_ha.etcd_status_table }}"
+    msg: "{{ etcd_info | gatewayops.apisix_ha.etcd_status_table(quota_bytes=2147483648) }}"
 """
 
 RETURN = r"""
@@ -43,8 +53,10 @@ _value:
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.collections import is_sequence
 
-COLUMNS = ('ENDPOINT', 'ID', 'NAME', 'STATUS', 'PEER ADDRS', 'VERSION', 'DB SIZE', 'IS LEADER', 'IS LEARNER',
-           'RAFT TERM', 'RAFT INDEX', 'RAFT APPLIED INDEX', 'HEALTH', 'ERRORS')
+FULL_COLUMNS = ('ENDPOINT', 'ID', 'NAME', 'STATUS', 'PEER ADDRS', 'VERSION', 'DB SIZE', 'IN USE', 'FRAG', 'QUOTA',
+                'IS LEADER', 'IS LEARNER', 'RAFT TERM', 'RAFT INDEX', 'RAFT APPLIED INDEX', 'HEALTH', 'ERRORS')
+# The default: what fits 120 columns; the errors follow the table.
+COLUMNS = ('NAME', 'VERSION', 'DB SIZE', 'IN USE', 'FRAG', 'QUOTA', 'IS LEADER', 'RAFT INDEX', 'HEALTH')
 
 
 def _si_bytes(value):
@@ -69,48 +81,66 @@ def _text(value):
     return str(value)
 
 
-def _row(member):
+def _percent(part, whole):
+    if part in (None, '') or not whole:
+        return ''
+    return '%d%%' % round(100.0 * float(part) / float(whole))
+
+
+def _errors(member):
     status = member.get('status') or {}
     errors = list(status.get('errors') or []) + list(member.get('status_errors') or [])
     if member.get('health_reason'):
         errors.append(member['health_reason'])
-    endpoint = status.get('endpoint') or ','.join(member.get('client_urls') or [])
-    return [
-        endpoint,
-        member.get('id', ''),
-        member.get('name', ''),
-        'started' if member.get('started') else 'unstarted',
-        _text(member.get('peer_urls')),
-        _text(status.get('version')),
-        _si_bytes(status.get('db_size')),
-        _text(status.get('leader')) if status else '',
-        _text(member.get('is_learner')),
-        _text(status.get('raft_term')),
-        _text(status.get('raft_index')),
-        _text(status.get('raft_applied_index')),
-        _text(member.get('healthy')),
-        '; '.join(_text(e) for e in errors),
-    ]
+    return '; '.join(_text(e) for e in errors)
 
 
-def etcd_status_table(info):
+def _cells(member, quota_bytes):
+    status = member.get('status') or {}
+    size, in_use = status.get('db_size'), status.get('db_size_in_use')
+    return {
+        'ENDPOINT': status.get('endpoint') or ','.join(member.get('client_urls') or []),
+        'ID': member.get('id', ''),
+        'NAME': member.get('name', ''),
+        'STATUS': 'started' if member.get('started') else 'unstarted',
+        'PEER ADDRS': _text(member.get('peer_urls')),
+        'VERSION': _text(status.get('version')),
+        'DB SIZE': _si_bytes(size),
+        'IN USE': _si_bytes(in_use),
+        'FRAG': _percent(size - in_use, size) if size and in_use is not None else '',
+        'QUOTA': _percent(size, quota_bytes),
+        'IS LEADER': _text(status.get('leader')) if status else '',
+        'IS LEARNER': _text(member.get('is_learner')),
+        'RAFT TERM': _text(status.get('raft_term')),
+        'RAFT INDEX': _text(status.get('raft_index')),
+        'RAFT APPLIED INDEX': _text(status.get('raft_applied_index')),
+        'HEALTH': _text(member.get('healthy')),
+        'ERRORS': _errors(member),
+    }
+
+
+def etcd_status_table(info, full=False, quota_bytes=None):
     if not isinstance(info, dict) or 'members' not in info:
         raise AnsibleFilterError('etcd_status_table expects the registered result of etcd_cluster_info')
-    rows = [list(COLUMNS)] + [_row(m) for m in sorted(info['members'], key=lambda m: m.get('name') or '')]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    columns = [c for c in (FULL_COLUMNS if full else COLUMNS) if quota_bytes or c != 'QUOTA']
+    members = sorted(info['members'], key=lambda m: m.get('name') or '')
+    cells = [_cells(m, quota_bytes) for m in members]
+    rows = [columns] + [[c[name] for name in columns] for c in cells]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
     rule = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
 
-    def line(cells):
-        return '| ' + ' | '.join(c.ljust(w) for c, w in zip(cells, widths)) + ' |'
+    def line(row):
+        return '| ' + ' | '.join(c.ljust(w) for c, w in zip(row, widths)) + ' |'
 
     out = [rule, line(rows[0]), rule] + [line(r) for r in rows[1:]] + [rule]
+    if not full:
+        out.extend('%s: %s' % (c['NAME'] or c['ENDPOINT'], c['ERRORS']) for c in cells if c['ERRORS'])
     leader = info.get('leader') or {}
-    summary = 'cluster %s, leader %s, healthy %s, quorum %s (%s/%s voting members healthy, %s needed)' % (
-        info.get('cluster_id', '?'),
-        ('%s (%s)' % (leader.get('name'), leader.get('id'))) if leader.get('id') else 'none',
+    out.append('cluster %s, leader %s' % (
+        info.get('cluster_id', '?'), ('%s (%s)' % (leader.get('name'), leader.get('id'))) if leader.get('id') else 'none'))
+    out.append('healthy %s, quorum %s (%s/%s voting members healthy, %s needed)' % (
         _text(info.get('healthy')), _text(info.get('quorum')), info.get('healthy_voting_members', '?'),
-        info.get('voting_members', '?'), info.get('quorum_size', '?'))
-    out.append(summary)
+        info.get('voting_members', '?'), info.get('quorum_size', '?')))
     if info.get('hashkv_consistent') is not None:
         out.append('hashes (%s) consistent: %s' % (info.get('hash_method'), _text(info.get('hashkv_consistent'))))
     alarms = info.get('alarms') or []

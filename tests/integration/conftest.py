@@ -89,6 +89,36 @@ def writer_options():
     return options
 
 
+WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
+
+
+class LabWriter(object):
+    """tests/lab/writer.py in the background, writing to ``endpoints`` (its log at ``log``), with the lab's TLS and
+    login unless ``secure`` is false. A context manager: stopped at the end of the with-block, or earlier by stop()
+    (its stop file, then up to 60 s for it to write its summary; killed after that)."""
+
+    def __init__(self, endpoints, log, *options, secure=True):
+        self.log, self.stop_file = str(log), str(log) + '.stop'
+        self.process = subprocess.Popen([sys.executable, WRITER, '--endpoints', ','.join(endpoints), '--log', self.log,
+                                         '--stop-file', self.stop_file] + list(options)
+                                        + (writer_options() if secure else []))
+
+    def stop(self):
+        if self.process.poll() is None:
+            open(self.stop_file, 'w').close()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
 def lab_connection():
     """A JSON-gateway connection (tests/lab/writer.py's) with the lab's TLS and login, as root."""
     sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))

@@ -13,17 +13,14 @@ import base64
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import (Member, client_url, lab_client_tls, lab_connection, lab_host, read_writer_log,
-                      run_playbook, start_playbook, wait_for, writer_options)
+from conftest import (LabWriter, Member, client_url, lab_client_tls, lab_connection, lab_host, read_writer_log,
+                      run_playbook, start_playbook, wait_for)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
-WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
 PREFIX = '/gatewayops-writer/'
 STATE = '/var/lib/etcd-emergency/state.json'
 MARKER = '/var/lib/etcd-emergency/failover.json'
@@ -211,27 +208,23 @@ def test_failback_refused_without_a_failover(ansible_runner, gateway, emergency,
 def outage(ansible_runner, members, emergency, front, tmp_path_factory):
     """Writer through the front, one refresh, two members killed, failover.yml. The writer keeps running."""
     work = tmp_path_factory.mktemp('failover')
-    log, stop = str(work / 'writer.log'), str(work / 'stop')
-    writer = subprocess.Popen([sys.executable, WRITER, '--endpoints', front.url, '--log', log, '--stop-file', stop,
-                               '--prefix', PREFIX, '--retry-seconds', '20'] + writer_options())
-    assert wait_for(lambda: os.path.exists(log) and len(acked_with_times(log)) > 20, timeout=30)
-    refresh = emergency.run('systemctl start etcd-emergency-refresh.service')
-    assert refresh.rc == 0, refresh.stderr
-    refreshed = json_file(emergency, STATE)
-    time.sleep(3)  # keys the cluster acknowledges after the refresh: the final snapshot must bring them
-    cluster = cluster_id(members)  # asked before: with authentication on, the lone etcd01 cannot log anyone in
-    by_name = dict((m.name, m) for m in members)
-    for name in KILLED:
-        result = by_name[name].host.run('systemctl kill -s SIGKILL etcd; systemctl stop etcd')
-        assert result.rc == 0, result.stderr
-    killed_at = time.time()
-    time.sleep(2)
-    rc, out = run_playbook(ansible_runner.inventory_file, 'failover')
-    yield dict(rc=rc, out=out, log=log, stop=stop, writer=writer, refreshed=refreshed, killed_at=killed_at,
-               cluster=cluster, state=json_file(emergency, STATE), marker=json_file(emergency, MARKER))
-    if writer.poll() is None:
-        open(stop, 'w').close()
-        writer.wait(timeout=60)
+    log = str(work / 'writer.log')
+    with LabWriter([front.url], log, '--prefix', PREFIX, '--retry-seconds', '20') as writer:
+        assert wait_for(lambda: os.path.exists(log) and len(acked_with_times(log)) > 20, timeout=30)
+        refresh = emergency.run('systemctl start etcd-emergency-refresh.service')
+        assert refresh.rc == 0, refresh.stderr
+        refreshed = json_file(emergency, STATE)
+        time.sleep(3)  # keys the cluster acknowledges after the refresh: the final snapshot must bring them
+        cluster = cluster_id(members)  # asked before: with authentication on, the lone etcd01 cannot log anyone in
+        by_name = dict((m.name, m) for m in members)
+        for name in KILLED:
+            result = by_name[name].host.run('systemctl kill -s SIGKILL etcd; systemctl stop etcd')
+            assert result.rc == 0, result.stderr
+        killed_at = time.time()
+        time.sleep(2)
+        rc, out = run_playbook(ansible_runner.inventory_file, 'failover')
+        yield dict(rc=rc, out=out, log=log, writer=writer, refreshed=refreshed, killed_at=killed_at,
+                   cluster=cluster, state=json_file(emergency, STATE), marker=json_file(emergency, MARKER))
 
 
 def test_failover_switched_the_front(outage, gateway, emergency, front):
@@ -297,8 +290,7 @@ def failed_back(outage, ansible_runner, members, explain):
     assert wait_for(lambda: all_healthy(members), timeout=120), explain('the killed members did not come back')
     rc, out = run_playbook(ansible_runner.inventory_file, 'failback')
     time.sleep(2)
-    open(outage['stop'], 'w').close()
-    outage['writer'].wait(timeout=60)
+    outage['writer'].stop()
     return dict(rc=rc, out=out)
 
 

@@ -12,16 +12,12 @@ freed pages show as fragmentation, which the role's rule (etcd_cluster_maintenan
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import REPO, assert_equal_hashes, flat, recap_changed, run_playbook, wait_for, writer_options
+from conftest import LabWriter, assert_equal_hashes, flat, read_writer_log, recap_changed, run_playbook, wait_for
 
-WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
 PREFIX = '/gatewayops-maintenance-writer/'
 BULK = '/gatewayops-maintenance-bulk/'
 BULK_KEYS, BULK_VALUE, PER_TXN = 2400, 4096, 100
@@ -65,31 +61,20 @@ def maintained(ansible_runner, members, tmp_path_factory):
     before = statuses(members)
     leader = leader_name(members)
     work = tmp_path_factory.mktemp('maintenance')
-    log, stop = str(work / 'writer.log'), str(work / 'stop')
-    writer = subprocess.Popen([sys.executable, WRITER, '--endpoints', ','.join(m.client_url for m in members),
-                               '--log', log, '--stop-file', stop, '--prefix', PREFIX, '--retry-seconds', '30']
-                              + writer_options())
-    try:
+    log = str(work / 'writer.log')
+    with LabWriter([m.client_url for m in members], log, '--prefix', PREFIX, '--retry-seconds', '30'):
         time.sleep(2)
         start = time.monotonic()
         rc, out = run_playbook(ansible_runner.inventory_file, 'maintenance')
         seconds = time.monotonic() - start
         time.sleep(2)
-    finally:
-        open(stop, 'w').close()
-        try:
-            writer.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            writer.send_signal(signal.SIGKILL)
     after = statuses(members)
     figures = dict(distro=os.environ.get('LAB_DISTRO', 'bookworm'), seconds=round(seconds, 1), leader=leader,
                    before=dict((n, [s['dbSize'], s['dbSizeInUse']]) for n, s in before.items()),
                    after=dict((n, [s['dbSize'], s['dbSizeInUse']]) for n, s in after.items()),
                    members=re.findall(r'(\w+(?: \(the leader\))?: [0-9.]+ \w+ \([^)]*\) before, [^;]*; '
                                       r'defragmented in [0-9.]+ s)', flat(out)))
-    with open(log) as f:
-        summary = [json.loads(line)['summary'] for line in f if '"summary"' in line]
-    figures['writer'] = summary[-1] if summary else None
+    figures['writer'] = read_writer_log(log)[2]
     for path in (os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY'), '/tmp'):
         if path:
             with open(os.path.join(path, 'maintenance-figures-%s.json' % figures['distro']), 'w') as f:
@@ -124,8 +109,7 @@ def test_every_database_shrank(maintained):
 
 
 def test_every_acknowledged_put_is_on_every_member(maintained, members):
-    with open(maintained['log']) as f:
-        acked = dict((e['key'], e['value']) for e in map(json.loads, f) if e.get('acked'))
+    acked = read_writer_log(maintained['log'])[0]
     assert len(acked) > 20, 'the writer wrote too little: %d' % len(acked)
     assert maintained['summary'] and maintained['summary']['failed'] == 0, maintained['summary']
     for member in members:

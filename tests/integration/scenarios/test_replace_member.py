@@ -8,17 +8,12 @@ replaces it, all while tests/lab/writer.py keeps writing; the tests after it che
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import lab_host, recap_changed, run_playbook, start_playbook, wait_for, writer_options
+from conftest import LabWriter, lab_host, read_writer_log, recap_changed, run_playbook, start_playbook, wait_for
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
-WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
 PREFIX = '/gatewayops-writer/'
 
 
@@ -144,12 +139,9 @@ def replaced(ansible_runner, members, tmp_path_factory):
     assert wait_for(lambda: all_healthy(members), timeout=90)
     names_before = sorted(row[1] for row in member_table(members))
     work = tmp_path_factory.mktemp('replace')
-    log, stop = str(work / 'writer.log'), str(work / 'stop')
-    writer = subprocess.Popen([sys.executable, WRITER, '--endpoints', ','.join(m.client_url for m in members),
-                               '--log', log, '--stop-file', stop, '--prefix', PREFIX, '--retry-seconds', '30']
-                              + writer_options())
+    log = str(work / 'writer.log')
     rounds = []
-    try:
+    with LabWriter([m.client_url for m in members], log, '--prefix', PREFIX, '--retry-seconds', '30'):
         time.sleep(3)
         by_name = dict((m.name, m) for m in members)
         for pick in ('etcd03', 'leader'):
@@ -165,17 +157,9 @@ def replaced(ansible_runner, members, tmp_path_factory):
             if rc != 0:
                 break
             time.sleep(3)
-    finally:
-        open(stop, 'w').close()
-        try:
-            writer.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            writer.send_signal(signal.SIGKILL)
     figures = dict(distro=os.environ.get('LAB_DISTRO', 'bookworm'),
-                   rounds=[dict((k, v) for k, v in r.items() if k not in ('output', 'intruder')) for r in rounds])
-    with open(log) as f:
-        summary = [json.loads(line)['summary'] for line in f if '"summary"' in line]
-    figures['writer'] = summary[-1] if summary else None
+                   rounds=[dict((k, v) for k, v in r.items() if k not in ('output', 'intruder')) for r in rounds],
+                   writer=read_writer_log(log)[2])
     for path in (os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY'), '/tmp'):
         if path:
             with open(os.path.join(path, 'replace-member-figures-%s.json' % figures['distro']), 'w') as f:
@@ -224,9 +208,7 @@ def test_hashkv_equal_on_every_member(replaced, members, explain):
 
 
 def test_every_acknowledged_put_is_on_every_member(replaced, members):
-    with open(replaced['log']) as f:
-        entries = [json.loads(line) for line in f]
-    acked = dict((e['key'], e['value']) for e in entries if e.get('acked'))
+    acked = read_writer_log(replaced['log'])[0]
     assert len(acked) > 100, 'the writer wrote too little: %d' % len(acked)
 
     def missing(member):

@@ -10,16 +10,12 @@ import json
 import os
 import secrets
 import shlex
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from conftest import lab_host, read_writer_log, run_playbook, start_playbook
+from conftest import LabWriter, lab_host, read_writer_log, run_playbook, start_playbook
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
-WRITER = os.path.join(REPO, 'tests', 'lab', 'writer.py')
 SEED = 100
 STACK_PLAY = 'PLAY [Gather the facts of every host of the stack]'
 
@@ -83,19 +79,16 @@ def test_secure_migration_keeps_every_key_and_locks_the_cluster(ansible_runner, 
     # The writer goes through the http client URLs, which every member serves until site.yml's part.
     plain_urls = sorted(host.run("grep ^ETCD_ADVERTISE_CLIENT_URLS= /etc/etcd/etcd.conf | cut -d'\"' -f2").stdout.strip()
                         for host in etcd_hosts.values())
-    log, stop = secure['scratch'] / 'writer.log', secure['scratch'] / 'writer.stop'
-    writer = subprocess.Popen([sys.executable, WRITER, '--endpoints', ','.join(plain_urls), '--log', str(log),
-                               '--prefix', '/secure-migration/w-', '--interval', '0.05', '--max-seconds', '900',
-                               '--retry-seconds', '10', '--stop-file', str(stop)])
-    run = start_playbook(ansible_runner.inventory_file, 'secure_migration', '@' + secure['path'])
-    out = []
-    for line in run.stdout:
-        out.append(line)
-        if line.startswith(STACK_PLAY):
-            stop.touch()
-    rc, out = run.wait(), ''.join(out)
-    stop.touch()
-    writer.wait(60)
+    log = secure['scratch'] / 'writer.log'
+    with LabWriter(plain_urls, log, '--prefix', '/secure-migration/w-', '--interval', '0.05', '--max-seconds', '900',
+                   '--retry-seconds', '10', secure=False) as writer:
+        run = start_playbook(ansible_runner.inventory_file, 'secure_migration', '@' + secure['path'])
+        out = []
+        for line in run.stdout:
+            out.append(line)
+            if line.startswith(STACK_PLAY):
+                writer.stop()
+        rc, out = run.wait(), ''.join(out)
     assert rc == 0, out[-4000:]
     acked, failed, summary = read_writer_log(str(log))
     assert summary and not failed and len(acked) > 100, (summary, failed[:5])
