@@ -319,7 +319,7 @@ def _alarms_by_member(member_client, members, out, alarms, health_timeout):
     if not any(a['alarm'] == 'CORRUPT' for a in alarms):
         return
     unhealthy = [(entry, m) for entry, m in zip(out, members) if not entry['healthy']]
-    again = members_health(member_client, [m for _, m in unhealthy], health_timeout, exclude=['CORRUPT'])
+    again = members_health(member_client, [pair[1] for pair in unhealthy], health_timeout, exclude=['CORRUPT'])
     for entry, m in unhealthy:
         entry['healthy_excluding_corrupt'] = again[m['id']]['healthy']
 
