@@ -98,16 +98,17 @@ def _in_parallel(func, members, join_timeout):
         t.join(join_timeout)
 
 
-def members_health(client, members, timeout):
+def members_health(client, members, timeout, exclude=None):
     """GET /health on every member's client URLs (first URL that says healthy wins), in parallel.
     -> {member_id(int): dict(healthy=bool, reason=str, endpoint=str or None)}.
-    A member without client URLs (not started) is unhealthy."""
+    A member without client URLs (not started) is unhealthy. ``exclude``: alarm names that do not count
+    (etcd's /health?exclude=; etcd answers false on every member while any alarm is raised)."""
     results = {}
 
     def probe(member):
         reasons = []
         for url in member['client_urls']:
-            healthy, reason = client.health(url, timeout=timeout)
+            healthy, reason = client.health(url, timeout=timeout, exclude=exclude)
             if healthy:
                 results[member['id']] = dict(healthy=True, reason='', endpoint=url)
                 return
@@ -305,6 +306,53 @@ def _hash_members(member_client, members, out, statuses, problems):
 
 
 # ---------------------------------------------------------------------------------------------------
+# alarms
+# ---------------------------------------------------------------------------------------------------
+
+def _alarms_by_member(member_client, members, out, alarms, health_timeout):
+    """Each member's own alarms into out[i]['alarms'] and, while a CORRUPT alarm is raised (etcd's /health is
+    then false on every member), whether the member would be healthy but for it into
+    out[i]['healthy_excluding_corrupt'] (/health?exclude=CORRUPT, asked of the unhealthy members only)."""
+    for entry, m in zip(out, members):
+        entry['alarms'] = sorted(a['alarm'] for a in alarms if a['member_id'] == m['id'])
+        entry['healthy_excluding_corrupt'] = entry['healthy']
+    if not any(a['alarm'] == 'CORRUPT' for a in alarms):
+        return
+    unhealthy = [(entry, m) for entry, m in zip(out, members) if not entry['healthy']]
+    again = members_health(member_client, [pair[1] for pair in unhealthy], health_timeout, exclude=['CORRUPT'])
+    for entry, m in unhealthy:
+        entry['healthy_excluding_corrupt'] = again[m['id']]['healthy']
+
+
+def failed_member_verdict(view, name):
+    """Whether the members other than ``name`` are healthy enough to replace ``name`` as a failed member: each of
+    them healthy, or unhealthy only because CORRUPT alarms are raised for ``name`` alone (etcd answers /health
+    false on every member while any alarm is raised). Any other alarm, a CORRUPT alarm of another member or
+    alarms that could not be read keep every member that is not healthy a problem. Members never started are left
+    to the caller. -> dict(name, id, found, corrupt (a CORRUPT alarm is raised for it), problems (one line each, [] when the
+    other members allow the replacement))."""
+    target = [m for m in view['members'] if m['name'] == name]
+    target_id = target[0]['id'] if target else None
+    corrupt = [a for a in view['alarms'] if a['member_id'] == target_id and a['alarm'] == 'CORRUPT']
+    other_alarms = [a for a in view['alarms'] if a not in corrupt]
+    problems = []
+    for a in other_alarms:
+        problems.append('alarm %s raised for member %s (only a CORRUPT alarm of the member replaced is '
+                        'accepted)' % (a['alarm'], a['member_name'] or a['member_id']))
+    if view.get('alarms_error'):
+        problems.append('alarms could not be read: %s' % view['alarms_error'])
+    accept_corrupt = bool(corrupt) and not other_alarms and not view.get('alarms_error')
+    for m in view['members']:
+        # a member never started (no name) has no health to speak of: the caller says what it makes of it
+        if m['id'] == target_id or m['healthy'] or not m['name']:
+            continue
+        if accept_corrupt and m.get('healthy_excluding_corrupt'):
+            continue
+        problems.append('%s: not healthy: %s' % (m['name'] or m['id'], m['health_reason']))
+    return dict(name=name, id=target_id or '', found=bool(target), corrupt=bool(corrupt), problems=problems)
+
+
+# ---------------------------------------------------------------------------------------------------
 # the view
 # ---------------------------------------------------------------------------------------------------
 
@@ -365,6 +413,7 @@ def read_cluster_view(client, member_client, health_timeout, hashkv=True):
                   for a in alarms]
     for a in alarms_out:
         problems.append('alarm %s raised for member %s' % (a['alarm'], a['member_name'] or a['member_id']))
+    _alarms_by_member(member_client, members, out, alarms, health_timeout)
 
     hash_method, hash_revision, hash_attempts, hashkv_consistent = None, 0, 0, None
     if hashkv and not counts and member_client.user:

@@ -47,6 +47,13 @@ options:
       - Seconds to wait for one member's C(/health) or status answer (never more than O(timeout)).
     type: float
     default: 5
+  failed_member:
+    description:
+      - The name of a member about to be replaced as failed (playbooks/replace_member.yml). RV(failed_member) then
+        says whether the other members allow it - each healthy, or unhealthy only because a C(CORRUPT) alarm is
+        raised for this member alone (etcd answers C(/health) false on every member while any alarm is raised;
+        C(/health?exclude=CORRUPT) tells such a member from a failed one).
+    type: str
   wait:
     description:
       - Whether to read the cluster again until it meets O(wait_condition) (or O(wait_timeout) passes).
@@ -230,6 +237,15 @@ members:
     health_reason:
       description: Why the member is not healthy (empty when healthy).
       type: str
+    alarms:
+      description: The alarms raised for this member (like C(CORRUPT), C(NOSPACE)), sorted.
+      type: list
+      elements: str
+    healthy_excluding_corrupt:
+      description:
+        - Whether C(/health?exclude=CORRUPT) answers true - the member would be healthy but for a C(CORRUPT) alarm.
+          Asked only while a C(CORRUPT) alarm is raised; otherwise the same as RV(members[].healthy).
+      type: bool
     hashkv:
       description: >-
         The member's hash - hash, hash_revision, compact_revision, method (hashkv or hash); or error.
@@ -244,6 +260,8 @@ members:
       started: true
       healthy: true
       health_reason: ""
+      alarms: []
+      healthy_excluding_corrupt: true
       status:
         endpoint: https://10.0.0.1:2379
         leader: true
@@ -285,6 +303,20 @@ alarms:
     - member_id: "425eef114c1f8661"
       member_name: etcd01
       alarm: NOSPACE
+failed_member:
+  description:
+    - With O(failed_member), whether the other members allow replacing it as failed - name, id (empty when no
+      member has that name), found, corrupt (a C(CORRUPT) alarm is raised for it) and problems (what keeps the
+      replacement from going ahead, one line each; empty when nothing does).
+    - Any alarm but a C(CORRUPT) one of this member, or a member not healthy for any other reason, is a problem.
+  returned: when O(failed_member) is given
+  type: dict
+  sample:
+    name: etcd03
+    id: "6d5f1c7a0e1b3f22"
+    found: true
+    corrupt: true
+    problems: []
 alarms_error:
   description: Why the alarms could not be read (then RV(healthy) is false).
   returned: when the alarm request failed
@@ -379,6 +411,7 @@ wait_unmet:
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_cluster_view import (
     WAIT_CONDITION_SPEC,
     WaitCondition,
+    failed_member_verdict,
     read_cluster_view,
     wait_for,
 )
@@ -392,7 +425,10 @@ def run(module):
     member_client = module.make_client(timeout=per_member_timeout)
 
     def read():
-        return read_cluster_view(module.client, member_client, per_member_timeout, hashkv=p['hashkv'])
+        view = read_cluster_view(module.client, member_client, per_member_timeout, hashkv=p['hashkv'])
+        if p['failed_member']:
+            view['failed_member'] = failed_member_verdict(view, p['failed_member'])
+        return view
 
     if not p['wait']:
         module.finish(**read())
@@ -419,6 +455,7 @@ def main():
     module = EtcdModule(
         argument_spec=dict(
             hashkv=dict(type='bool', default=True),
+            failed_member=dict(type='str'),
             health_timeout=dict(type='float', default=5),
             wait=dict(type='bool', default=False),
             wait_condition=dict(type='dict', options=WAIT_CONDITION_SPEC),

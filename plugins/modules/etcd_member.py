@@ -27,8 +27,12 @@ description:
   - O(state=not_leader) moves the leadership away from the member when it is the leader, to the healthy
     started voting member with the highest raft index, and waits (up to O(leader_timeout)) until that member
     leads. A member that is not the leader (or not in the cluster) is left as it is.
-  - etcd's own C(/health) answers false while an alarm (for example C(NOSPACE)) is raised, so such a
-    member counts as unhealthy here too.
+  - etcd's own C(/health) answers false on every member while an alarm (for example C(NOSPACE)) is raised, so
+    such a member counts as unhealthy here too. One exception - removing a member, or moving the leadership away
+    from it, while the only alarms raised are C(CORRUPT) alarms of that very member (the member to replace) - the
+    other members then count by C(/health?exclude=CORRUPT).
+  - O(state=absent) disarms the alarms raised for the member it removes (etcd keeps an alarm by member ID after
+    the member's removal, and answers C(/health) false on every member as long as it stays raised).
 author:
   - gatewayops maintainers (@gatewayops)
 extends_documentation_fragment:
@@ -342,14 +346,36 @@ class EtcdMemberModule(object):
         self.client = module.client
         self.recorder = module.recorder
         self.health = None
+        self.alarms = None
+        self.alarms_error = None
         self.warnings = []
         self.extra = {}
 
+    def read_alarms(self):
+        """The raised alarms (read once), or None when they could not be read (a warning says so)."""
+        if self.alarms is None and self.alarms_error is None:
+            try:
+                self.alarms = self.client.alarms()
+            except EtcdError as e:
+                self.alarms_error = str(e)
+                self.warnings.append('The alarms could not be read: %s.' % self.alarms_error)
+        return self.alarms
+
+    def only_corrupt_of(self, member):
+        """Whether the alarms raised are CORRUPT alarms of ``member`` and nothing else (at least one)."""
+        alarms = self.read_alarms() or []
+        return bool(alarms) and all(a['member_id'] == member['id'] and a['alarm'] == 'CORRUPT' for a in alarms)
+
     def check_quorum(self, operation, members, member, describe):
+        timeout = min(self.module.params['health_timeout'], self.module.params['timeout'])
         if self.health is None:
-            timeout = min(self.module.params['health_timeout'], self.module.params['timeout'])
             self.health = members_health(self.client, members, timeout)
         ok, text = quorum_verdict(operation, members, self.health, member)
+        if not ok and operation == 'remove' and self.only_corrupt_of(member):
+            # etcd answers /health false on every member while the CORRUPT alarm of the member removed is raised
+            self.health = members_health(self.client, members, timeout, exclude=['CORRUPT'])
+            ok, text = quorum_verdict(operation, members, self.health, member)
+            text += ' (health asked with ?exclude=CORRUPT: the only alarm raised is the CORRUPT alarm of the member removed)'
         if not ok:
             raise ModuleFailure('Refusing to %s: %s. Nothing was changed.' % (describe, text),
                                 health=self._health_out())
@@ -390,6 +416,7 @@ class EtcdMemberModule(object):
                 self.check_quorum('remove', before, member, describe)
                 self.recorder.do(describe, self.client.member_remove, member['id'])
                 after = [m for m in after if m['id'] != member['id']]
+                self._disarm_alarms_of(member)
 
         elif state == 'not_leader':
             self._not_leader(member, before)
@@ -533,6 +560,12 @@ class EtcdMemberModule(object):
             return ' Learner raft index %d, leader raft index %d.' % (mine['raft_index'], leader['raft_index'])
         return ' The learner does not answer status requests.' if leader else ''
 
+    def _disarm_alarms_of(self, member):
+        """Disarm the alarms raised for ``member``, removed just now (etcd keeps them by member ID)."""
+        for alarm in sorted(set(a['alarm'] for a in self.read_alarms() or [] if a['member_id'] == member['id'])):
+            self.recorder.do('disarm the %s alarm of the removed member %s' % (alarm, _label(member)),
+                             self.client.alarm_disarm, member['id'], alarm)
+
     def _not_leader(self, member, before):
         short = min(self.module.params['health_timeout'], self.module.params['timeout'])
         probe = self.module.make_client(timeout=short)
@@ -550,6 +583,10 @@ class EtcdMemberModule(object):
             return
         self.health = members_health(probe, before, short)
         candidates = leader_candidates(before, self.health, statuses, exclude_id=member['id'])
+        if not candidates and self.only_corrupt_of(member):
+            # every member's /health is false while the CORRUPT alarm of the leader to replace is raised
+            self.health = members_health(probe, before, short, exclude=['CORRUPT'])
+            candidates = leader_candidates(before, self.health, statuses, exclude_id=member['id'])
         if not candidates:
             raise ModuleFailure('Cannot move the leadership away from %s: no other voting member is started, '
                                 'healthy and answering status requests. Bring another member back first. Nothing '

@@ -75,8 +75,10 @@ class FakeGateway(object):
         path = parsed.path
         body = json.loads(data) if data else None
         self.calls.append(dict(endpoint=endpoint, path=path, body=body, method=method, headers=dict(headers or {}),
-                               kwargs=kwargs))
-        for key in ((endpoint, path), (endpoint, '*'), ('*', path)):
+                               kwargs=kwargs, query=parsed.query))
+        # a route for the path with its query string first (/health?exclude=CORRUPT), then for the path alone
+        with_query = [(endpoint, path + '?' + parsed.query), ('*', path + '?' + parsed.query)] if parsed.query else []
+        for key in with_query + [(endpoint, path), (endpoint, '*'), ('*', path)]:
             if key in self.routes:
                 answers = self.routes[key]
                 answer = answers.pop(0) if len(answers) > 1 else answers[0]

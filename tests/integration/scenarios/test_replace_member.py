@@ -1,8 +1,10 @@
-"""playbooks/replace_member.yml: refusals that change nothing, then two replacements under a live writer.
+"""playbooks/replace_member.yml: refusals that change nothing, then two replacements.
 
 Order matters (pytest runs a file top to bottom): the refusals first, on the cluster site.yml built; then the
-`replaced` fixture kills and wipes etcd03 and replaces it, kills and wipes the member that leads then and
-replaces it, all while tests/lab/writer.py keeps writing; the tests after it check what is left.
+`replaced` fixture raises etcd's CORRUPT alarm for a member that does not lead and replaces it without force (the
+alarm makes every member's /health false; etcd refuses writes meanwhile), then, while tests/lab/writer.py keeps
+writing, kills and wipes the member that leads and replaces it (the path of a dead member); the tests after it
+check what is left.
 """
 
 import json
@@ -12,12 +14,17 @@ import time
 
 import pytest
 
-from conftest import LabWriter, lab_host, read_writer_log, recap_changed, run_playbook, start_playbook, wait_for
+from conftest import (LabWriter, flat, lab_connection, lab_host, read_writer_log, recap_changed, run_playbook,
+                      start_playbook, wait_for)
 
 PREFIX = '/gatewayops-writer/'
 
 
 LOCK = '/var/lib/gatewayops/deployment.lock'
+ALARM = '/v3/maintenance/alarm'
+# Keys put before the CORRUPT alarm is raised, looked for on every member after its replacement.
+MARKERS = '/gatewayops-corrupt-round/'
+CONNECTION = lab_connection()
 
 
 def lock_holder():
@@ -60,6 +67,23 @@ def data_dirs(members):
         aside = m.host.run('ls -d %s.replaced-* 2>/dev/null' % data_dir).stdout.split()
         out[m.name] = (stat, tuple(sorted(aside)))
     return out
+
+
+def member_ids(members):
+    return dict((name, int(member_id, 16)) for member_id, name, _learner in member_table(members))
+
+
+def alarms(members):
+    """(member name or ID, alarm) of every alarm raised, through the JSON gateway as root."""
+    names = dict((v, k) for k, v in member_ids(members).items())
+    answer = CONNECTION.request(members[0].client_url, ALARM, {'action': 'GET', 'memberID': '0', 'alarm': 'NONE'}, 10)
+    return sorted((names.get(int(a['memberID']), a['memberID']), a['alarm']) for a in answer.get('alarms') or [])
+
+
+def corrupt_alarm(members, name, action='ACTIVATE'):
+    """etcd's CORRUPT alarm raised (or disarmed) for member NAME, as the leader's corruption check raises it."""
+    CONNECTION.request(members[0].client_url, ALARM, {'action': action, 'memberID': str(member_ids(members)[name]),
+                                                      'alarm': 'CORRUPT'}, 10)
 
 
 def all_healthy(members):
@@ -109,6 +133,22 @@ def test_second_member_down_is_refused_before_anything_is_touched(ansible_runner
     assert data_dirs(members) == dirs
 
 
+def test_corrupt_alarm_on_a_member_that_stays_is_refused(ansible_runner, members, nothing_changes):
+    corrupt_alarm(members, 'etcd01')
+    try:
+        assert alarms(members) == [('etcd01', 'CORRUPT')]
+        rc, out, _seconds, _second = run_replace(ansible_runner.inventory_file, 'etcd03')
+        assert rc != 0, out
+        text = flat(out)
+        assert 'Refusing to replace etcd03' in text, out
+        assert 'alarm CORRUPT raised for member etcd01 (only a CORRUPT alarm of the member replaced is accepted)' in text, out
+        assert 'Nothing was changed' in text, out
+        assert alarms(members) == [('etcd01', 'CORRUPT')]
+    finally:
+        corrupt_alarm(members, 'etcd01', 'DEACTIVATE')
+    assert alarms(members) == []
+
+
 def kill_and_wipe(member):
     """A truly failed member: etcd killed, its data dir gone."""
     result = member.host.run('systemctl kill -s KILL etcd; rm -rf %s' % member.env['ETCD_DATA_DIR'])
@@ -133,32 +173,49 @@ def voting_after(output):
     return (float(found.group(1)), float(found.group(2))) if found else (None, None)
 
 
+def corrupt_round(inventory, members):
+    """Round 1: keys put, CORRUPT raised for a member that does not lead, a put tried (etcd refuses it), the member
+    replaced without force while a site.yml started meanwhile meets the lock. -> the round's dict."""
+    name = [n for n in ('etcd03', 'etcd02') if n != leader_name(members)][0]
+    markers = dict(('%s%02d' % (MARKERS, i), 'v%d' % i) for i in range(10))
+    for key, value in markers.items():
+        CONNECTION.put(members[0].client_url, key, value, 10)
+    corrupt_alarm(members, name)
+    try:
+        CONNECTION.put(members[0].client_url, MARKERS + 'refused', 'x', 10)
+        refused = 'accepted'
+    except RuntimeError as error:
+        refused = str(error)
+    rc, out, seconds, second = run_replace(inventory, name, intruder='site')
+    return dict(name=name, picked='corrupt', rc=rc, output=out, seconds=round(seconds, 1), intruder=second,
+                refused_put=refused, markers=markers, alarms_after=alarms(members))
+
+
 @pytest.fixture(scope='module')
 def replaced(ansible_runner, members, tmp_path_factory):
-    """Both replacement rounds under the writer. -> dict(rounds=[...], log=path, names_before=[...])."""
+    """Both replacement rounds, the second under the writer. -> dict(rounds=[...], log=path, names_before=[...])."""
     assert wait_for(lambda: all_healthy(members), timeout=90)
     names_before = sorted(row[1] for row in member_table(members))
     work = tmp_path_factory.mktemp('replace')
     log = str(work / 'writer.log')
-    rounds = []
+    rounds = [corrupt_round(ansible_runner.inventory_file, members)]
+    rounds[0].update(zip(('voting_after', 'consistent_after'), voting_after(rounds[0]['output'])))
+    # etcd refuses every write while a CORRUPT alarm is raised: the writer starts once round 1 is over.
     with LabWriter([m.client_url for m in members], log, '--prefix', PREFIX, '--retry-seconds', '30'):
         time.sleep(3)
         by_name = dict((m.name, m) for m in members)
-        for pick in ('etcd03', 'leader'):
-            name = leader_name(members) if pick == 'leader' else pick
+        if rounds[0]['rc'] == 0:
+            name = leader_name(members)
             kill_and_wipe(by_name[name])
             time.sleep(2)
-            # The first round also meets a site.yml started while it runs.
-            rc, out, seconds, second = run_replace(ansible_runner.inventory_file, name,
-                                                   intruder='site' if pick == 'etcd03' else None)
+            rc, out, seconds, second = run_replace(ansible_runner.inventory_file, name)
             voting, consistent = voting_after(out)
-            rounds.append(dict(name=name, picked=pick, rc=rc, output=out, seconds=round(seconds, 1),
+            rounds.append(dict(name=name, picked='leader', rc=rc, output=out, seconds=round(seconds, 1),
                                voting_after=voting, consistent_after=consistent, intruder=second))
-            if rc != 0:
-                break
             time.sleep(3)
     figures = dict(distro=os.environ.get('LAB_DISTRO', 'bookworm'),
-                   rounds=[dict((k, v) for k, v in r.items() if k not in ('output', 'intruder')) for r in rounds],
+                   rounds=[dict((k, v) for k, v in r.items() if k not in ('output', 'intruder', 'markers'))
+                           for r in rounds],
                    writer=read_writer_log(log)[2])
     for path in (os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY'), '/tmp'):
         if path:
@@ -168,10 +225,27 @@ def replaced(ansible_runner, members, tmp_path_factory):
 
 
 def test_both_replacements_succeed(replaced):
-    assert [r['picked'] for r in replaced['rounds']] == ['etcd03', 'leader']
+    assert [r['picked'] for r in replaced['rounds']] == ['corrupt', 'leader'], replaced['rounds'][0]['output'][-6000:]
     for r in replaced['rounds']:
         assert r['rc'] == 0, r['output'][-6000:]
         assert r['voting_after'] is not None, r['output'][-3000:]
+
+
+def test_the_corrupt_member_was_replaced_and_its_alarm_disarmed(replaced, members):
+    first = replaced['rounds'][0]
+    # etcd refused the write while the alarm was raised ...
+    assert 'corrupt cluster' in first['refused_put'], first['refused_put']
+    # ... replace_member.yml took the member as failed without force, and no alarm is left
+    assert first['alarms_after'] == [], first['alarms_after']
+    assert alarms(members) == []
+
+
+def test_keys_put_before_the_corrupt_alarm_are_on_every_member(replaced, members):
+    markers = replaced['rounds'][0]['markers']
+    for member in members:
+        found = dict((meta.key.decode(), value.decode())
+                     for value, meta in member.client().get_prefix(MARKERS, serializable=True))
+        assert found == markers, '%s: %s' % (member.name, found)
 
 
 def test_a_site_run_during_the_replace_is_refused_naming_it_and_changes_nothing(replaced):

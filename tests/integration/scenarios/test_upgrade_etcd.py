@@ -49,6 +49,16 @@ def test_every_member_runs_the_new_release(members, release, explain):
         assert 'ExecStart=/usr/local/bin/etcd\n' in unit, unit
 
 
+def test_the_upgraded_members_run_the_corruption_checks_of_the_new_release(members):
+    # upgrade_member.yml wrote the 3.5 flags (the compact hash check, which 3.4 lacks) before the restart
+    for member in members:
+        conf = member.host.file('/etc/etcd/etcd.conf').content_string
+        assert 'ETCD_EXPERIMENTAL_COMPACT_HASH_CHECK_ENABLED="true"\n' in conf, conf
+        started = member.host.run("journalctl -u etcd --no-pager -o cat | grep 'starting an etcd server' | tail -1")
+        assert '"compact-check-time-enabled":true' in started.stdout, started.stdout
+        assert '"corrupt-check-time-interval":"2h0m0s"' in started.stdout, started.stdout
+
+
 def version_answer(member):
     """etcd's /version of the member, over TLS with the lab's client certificate when the member speaks https."""
     context = None

@@ -525,3 +525,51 @@ def test_txn_value_compare_and_too_many_ops(gateway):
         c.txn(success=[ec.txn_put('/k%d' % i, 'v') for i in range(129)])
     assert exc.value.code == 3 and 'too many operations in txn request' in exc.value.grpc_message
     assert len(gateway.calls) == 2  # a definitive answer: not retried on M2
+
+
+# -- while a CORRUPT alarm is raised (recorded on one member with an unstarted learner, the alarm raised for the
+# learner, authentication on) ------------------------------------------------------------------------------------
+
+def test_health_while_corrupt_and_with_the_alarm_excluded(gateway):
+    gateway.route(M1, '/health', 'health_corrupt')
+    gateway.route(M1, '/health?exclude=CORRUPT', 'health_corrupt_excluded')
+    gateway.route(M2, '/health?exclude=CORRUPT', 'health_corrupt_nospace_excluded')
+    c = client()
+    healthy, reason = c.health(M1)
+    assert healthy is False
+    assert reason == ('ALARM CORRUPT' if gateway.version == 'etcd-3.5.16' else 'HTTP 503: health=false')
+    assert c.health(M1, exclude=['CORRUPT']) == (True, '')
+    # a NOSPACE alarm beside it is not excluded
+    assert c.health(M2, exclude=['CORRUPT'])[0] is False
+    assert [call['query'] for call in gateway.calls] == ['', 'exclude=CORRUPT', 'exclude=CORRUPT']
+
+
+def test_writes_are_refused_reads_and_logins_served_while_corrupt(gateway):
+    gateway.route(M1, '/v3/kv/put', 'put_corrupt')
+    gateway.route(M1, '/v3/kv/range', 'range_corrupt')
+    gateway.route(M1, '/v3/auth/authenticate', 'auth_authenticate_corrupt')
+    c = client(M1, user='root', password='recordpw')
+    assert c.get('/a')['value'] == 'b'
+    with pytest.raises(ec.EtcdApiError) as exc:
+        c.put('/x', 'y')
+    assert exc.value.code == 15 and 'corrupt cluster' in str(exc.value)
+    assert len(gateway.paths('/v3/kv/put')) == 1
+
+
+def test_the_alarm_of_a_removed_member_stays_until_disarmed(gateway):
+    learner = gateway.answer('alarm_list_corrupt')['alarms'][0]['memberID']
+    gateway.route(M1, '/v3/cluster/member/remove', 'member_remove_corrupt')
+    gateway.route(M1, '/v3/maintenance/alarm',
+                  ['alarm_list_corrupt_removed', 'alarm_disarm_corrupt', 'alarm_list_after_disarm_corrupt'])
+    c = client(M1)
+    assert int(learner) not in [m['id'] for m in c.member_remove(int(learner))['members']]
+    assert c.alarms() == [dict(member_id=int(learner), alarm='CORRUPT')]
+    gateway.route(M1, '/health', ['health_corrupt_removed', 'health_after_disarm_corrupt'])
+    assert c.health(M1)[0] is False
+    # etcd answers a deactivation with the alarm deactivated
+    assert c.alarm_disarm(int(learner), 'CORRUPT') == [dict(member_id=int(learner), alarm='CORRUPT')]
+    assert gateway.calls[-1]['body'] == {'action': 'DEACTIVATE', 'memberID': learner, 'alarm': 'CORRUPT'}
+    assert c.alarms() == []
+    assert c.health(M1) == (True, '')
+    gateway.route(M1, '/v3/kv/put', 'put_after_disarm_corrupt')
+    assert c.put('/x', 'y')['header']['revision'] == 3

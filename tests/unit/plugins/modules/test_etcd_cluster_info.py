@@ -194,3 +194,99 @@ def test_different_keys_at_one_revision_stay_inconsistent(gateway, run_module, m
     assert not failed, result
     assert result['hash_method'] == 'kvdigest' and result['hashkv_consistent'] is False
     assert any(p.startswith('members have different hashes') for p in result['problems'])
+
+
+# -- a CORRUPT alarm (answers recorded on 3.4.23 / 3.5.16 with the alarm raised; the member IDs put in) --------
+
+M_IDS = dict(m1='4782522711884662369', m2='8939032857194323073', m3='1736334208595272154')
+
+
+def _alarms_for(gateway, fixture, *names):
+    """The recorded alarm list ``fixture``, its alarms raised for the members ``names`` in turn."""
+    import json
+    body = gateway.answer(fixture)
+    for alarm, name in zip(body['alarms'], names):
+        alarm['memberID'] = M_IDS[name]
+    return (200, json.dumps(body))
+
+
+def corrupt_cluster(gateway, *names, fixture='alarm_list_corrupt', excluded='health_corrupt_excluded'):
+    """Every member answering /health false as etcd does while the alarms of ``fixture`` are raised (for
+    ``names``), and ``excluded`` to /health?exclude=CORRUPT."""
+    healthy_cluster(gateway, alarms=_alarms_for(gateway, fixture, *names))
+    for ep in (M1, M2, M3):
+        gateway.route(ep, '/health', 'health_corrupt')
+        gateway.route(ep, '/health?exclude=CORRUPT', excluded)
+
+
+def test_corrupt_alarm_of_the_member_replaced_leaves_the_others_healthy_but_for_it(gateway, run_module):
+    from ansible_collections.gatewayops.apisix_ha.plugins.filter.etcd_status_table import etcd_status_table
+    corrupt_cluster(gateway, 'm3')
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1], hashkv=False, failed_member='m3'))
+    assert not failed, result
+    assert result['healthy'] is False and result['quorum'] is False
+    assert result['alarms'] == [dict(member_id='%016x' % int(M_IDS['m3']),
+                                     member_name='m3', alarm='CORRUPT')]
+    by_name = dict((m['name'], m) for m in result['members'])
+    assert by_name['m3']['alarms'] == ['CORRUPT'] and by_name['m1']['alarms'] == []
+    assert all(m['healthy'] is False and m['healthy_excluding_corrupt'] is True for m in result['members'])
+    verdict = result['failed_member']
+    assert verdict['found'] and verdict['corrupt'] and verdict['problems'] == []
+    # the status table names the alarm and the member plainly
+    text = etcd_status_table(result)
+    assert 'alarms: CORRUPT on m3' in text
+    assert 'problem: alarm CORRUPT raised for member m3' in text
+
+
+def test_corrupt_alarm_of_a_member_that_stays_is_no_reason_to_replace_another(gateway, run_module):
+    corrupt_cluster(gateway, 'm3')
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1], hashkv=False, failed_member='m2'))
+    assert not failed, result
+    verdict = result['failed_member']
+    assert verdict['corrupt'] is False
+    assert verdict['problems'][0] == ('alarm CORRUPT raised for member m3 (only a CORRUPT alarm of the member '
+                                      'replaced is accepted)')
+    assert sorted(p.split(':')[0] for p in verdict['problems'][1:]) == ['m1', 'm3']
+
+
+def test_another_alarm_beside_the_corrupt_one_is_refused(gateway, run_module):
+    corrupt_cluster(gateway, 'm3', 'm1', fixture='alarm_list_corrupt_nospace', excluded='health_corrupt_nospace_excluded')
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1], hashkv=False, failed_member='m3'))
+    assert not failed, result
+    by_name = dict((m['name'], m) for m in result['members'])
+    assert by_name['m1']['alarms'] == ['NOSPACE'] and by_name['m1']['healthy_excluding_corrupt'] is False
+    verdict = result['failed_member']
+    assert verdict['corrupt'] is True
+    assert any(p.startswith('alarm NOSPACE raised for member m1') for p in verdict['problems'])
+    assert sorted(p.split(':')[0] for p in verdict['problems'][1:]) == ['m1', 'm2']
+
+
+def test_a_member_down_beside_the_corrupt_alarm_stays_a_problem(gateway, run_module):
+    corrupt_cluster(gateway, 'm3')
+    gateway.refuse(M2)
+    for path in ('/health', '/health?exclude=CORRUPT', '/v3/maintenance/status'):
+        del gateway.routes[(M2, path)]
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1], hashkv=False, failed_member='m3'))
+    assert not failed, result
+    assert result['failed_member']['problems'] == ['m2: not healthy: %s: connection refused' % M2]
+
+
+def test_health_is_asked_again_only_while_a_corrupt_alarm_is_raised(gateway, run_module):
+    healthy_cluster(gateway, alarms='alarm_list_nospace')
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1], hashkv=False, failed_member='m1'))
+    assert not failed, result
+    assert not [c for c in gateway.calls if c['query']]
+    # NOSPACE of the member replaced is no CORRUPT alarm: refused
+    assert result['failed_member']['problems'] == [
+        'alarm NOSPACE raised for member m1 (only a CORRUPT alarm of the member replaced is accepted)']
+
+
+def test_unequal_hashes_are_shown_in_the_status_table(gateway, run_module, monkeypatch):
+    from ansible_collections.gatewayops.apisix_ha.plugins.filter.etcd_status_table import etcd_status_table
+    monkeypatch.setattr(view.time, 'sleep', lambda s: None)
+    _whole_hashes_differ(gateway, m3_value='{"uri":"/z"}')
+    result, failed = run_module(etcd_cluster_info, dict(endpoints=[M1]))
+    assert not failed, result
+    text = etcd_status_table(result)
+    assert 'hashes (kvdigest) consistent: false' in text
+    assert 'problem: members have different hashes: ' in text

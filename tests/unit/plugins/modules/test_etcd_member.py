@@ -27,6 +27,8 @@ def writes(gateway):
 def healthy(gateway, *endpoints):
     for ep in endpoints:
         gateway.route(ep, '/health', 'health_m1')
+    # no alarm raised (a removal reads them, to disarm those of the member removed)
+    gateway.route('*', '/v3/maintenance/alarm', 'alarm_list_empty')
 
 
 def args(**kw):
@@ -422,3 +424,83 @@ def test_not_leader_refused_without_a_healthy_successor(gateway, run_module):
     assert failed
     assert 'Cannot move the leadership away from m1' in result['msg']
     assert gateway.paths(TRANSFER) == []
+
+
+# -- a CORRUPT alarm raised for the member removed (answers recorded with the alarm raised; the IDs put in) ----
+
+ALARM = '/v3/maintenance/alarm'
+
+
+def alarms_for(gateway, fixture, *names):
+    """The recorded answer ``fixture`` of the alarm API, its alarms raised for the members ``names`` in turn."""
+    import json
+    body = gateway.answer(fixture)
+    for alarm, name in zip(body['alarms'], names):
+        alarm['memberID'] = str(ids(gateway)[name])
+    return (200, json.dumps(body))
+
+
+def corrupt(gateway, name):
+    """etcd while a CORRUPT alarm is raised for ``name``: /health false on every member, true with
+    ?exclude=CORRUPT; the alarm list names it, the deactivation answers with it."""
+    for ep in (M1, M2, M3):
+        gateway.route(ep, '/health', 'health_corrupt')
+        gateway.route(ep, '/health?exclude=CORRUPT', 'health_corrupt_excluded')
+    gateway.route('*', ALARM, lambda call: alarms_for(gateway, 'alarm_disarm_corrupt' if call['body']['action'] ==
+                                                      'DEACTIVATE' else 'alarm_list_corrupt', name))
+
+
+def test_remove_the_member_with_the_corrupt_alarm_then_disarm_it(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', ['member_list', 'member_list_after_remove'])
+    gateway.route(M1, '/v3/cluster/member/remove', 'member_remove')
+    corrupt(gateway, 'm3')
+    result, failed = run_module(etcd_member, args(name='m3', state='absent'))
+    assert not failed, result
+    assert result['actions'] == ['remove member m3 (1818b2c362ae21da)',
+                                 'disarm the CORRUPT alarm of the removed member m3 (1818b2c362ae21da)']
+    disarms = [c['body'] for c in gateway.paths(ALARM) if c['body']['action'] == 'DEACTIVATE']
+    assert disarms == [{'action': 'DEACTIVATE', 'memberID': str(ids(gateway)['m3']), 'alarm': 'CORRUPT'}]
+    # the quorum counted the members by /health?exclude=CORRUPT
+    assert sorted(c['endpoint'] for c in gateway.paths('/health') if c['query'] == 'exclude=CORRUPT') == [M1, M2, M3]
+
+
+def test_check_mode_remove_with_the_corrupt_alarm_says_it_would_disarm_it(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    corrupt(gateway, 'm3')
+    result, failed = run_module(etcd_member, args(name='m3', state='absent', _ansible_check_mode=True))
+    assert not failed, result
+    assert result['actions'] == ['would remove member m3 (1818b2c362ae21da)',
+                                 'would disarm the CORRUPT alarm of the removed member m3 (1818b2c362ae21da)']
+    assert writes(gateway) == [] and all(c['body']['action'] == 'GET' for c in gateway.paths(ALARM))
+
+
+def test_remove_refused_while_the_corrupt_alarm_is_another_members(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    corrupt(gateway, 'm3')
+    result, failed = run_module(etcd_member, args(name='m2', state='absent'))
+    assert failed
+    assert result['msg'].startswith('Refusing to remove member m2') and result['msg'].endswith('Nothing was changed.')
+    assert writes(gateway) == [] and all(c['body']['action'] == 'GET' for c in gateway.paths(ALARM))
+    assert not [c for c in gateway.paths('/health') if c['query']]
+
+
+def test_remove_without_alarm_disarms_nothing(gateway, run_module):
+    gateway.route(M1, '/v3/cluster/member/list', ['member_list', 'member_list_after_remove'])
+    gateway.route(M1, '/v3/cluster/member/remove', 'member_remove')
+    healthy(gateway, M1, M2, M3)
+    result, failed = run_module(etcd_member, args(name='m3', state='absent'))
+    assert not failed, result
+    assert result['actions'] == ['remove member m3 (1818b2c362ae21da)']
+    assert [c['body']['action'] for c in gateway.paths(ALARM)] == ['GET']
+
+
+def test_not_leader_with_the_corrupt_alarm_of_the_leader(gateway, run_module):
+    member_ids = ids(gateway)
+    gateway.route(M1, '/v3/cluster/member/list', 'member_list')
+    corrupt(gateway, 'm3')
+    for n, url in URLS.items():
+        gateway.route(url, '/v3/maintenance/status', status_answer(gateway, n, member_ids['m3']))
+    result, failed = run_module(etcd_member, args(name='m3', state='not_leader', _ansible_check_mode=True))
+    assert not failed, result
+    assert result['actions'][0].startswith('would move leadership from m3 (')
+    assert result['leader']['name'] in ('m1', 'm2')
