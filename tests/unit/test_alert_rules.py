@@ -102,9 +102,9 @@ def expectations():
 
 @pytest.mark.parametrize('alert', alerts(), ids=lambda a: '%s-%s' % (a['alert'], a['labels']['severity']))
 def test_every_alert_fires_and_stays_silent_in_the_tests(alert):
-    got = expectations().get((alert['alert'], alert['labels']['severity']), set())
-    assert got == {'fires', 'silent'}, '%s (%s): tested %s' % (alert['alert'], alert['labels']['severity'],
-                                                              sorted(got) or 'never')
+    severity = alert['labels']['severity']
+    got = expectations().get((alert['alert'], severity), set())
+    assert got == {'fires', 'silent'}, '%s (%s): tested %s' % (alert['alert'], severity, sorted(got) or 'never')
 
 
 @pytest.mark.parametrize('alert', alerts(), ids=lambda a: '%s-%s' % (a['alert'], a['labels']['severity']))
