@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the lab and the tests need on a fresh Debian machine: system packages, the Docker
-# engine, the Python venv (requirements.txt) and the lab's base images. Safe to run again: each step
+# engine, promtool, the Python venv (requirements.txt) and the lab's base images. Safe to run again: each step
 # does nothing when its result is already there.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +22,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 "$here/ensure-docker.sh"
+# promtool alone (the alert rules' unit tests), unpacked from Debian's prometheus package into .build/tools.
+"$here/install-promtool.sh"
 
 # The venv is rebuilt when requirements.txt changes.
 make_venv() {
