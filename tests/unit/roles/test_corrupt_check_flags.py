@@ -1,9 +1,9 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """etcd.conf's corruption check flags (roles/etcd_cluster: templates/etcd.conf.j2, vars/main.yml) for the etcd
-version a member runs, and upgrade_member's block for a member moved to 3.5: the same lines the template writes,
+version a member runs, and the upgrade's block for a member moved to 3.5: the same lines the template writes,
 so that site.yml after upgrade_etcd.yml changes nothing. Rendered by a real ansible-playbook on localhost with the
-role's own defaults, vars and template; the upgrade's task is taken from tasks/upgrade_member.yml itself."""
+role's own defaults, vars and template; the upgrade's task is taken from tasks/upgrade_install.yml itself."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -24,14 +24,12 @@ MEMBER = dict(name='etcd01', peer_url='http://10.0.0.1:2380', client_url='http:/
 
 
 def upgrade_task(name, settings):
-    """upgrade_member.yml's task that writes the flags, as it stands, on the local file NAME."""
-    with open(os.path.join(ROLE, 'tasks', 'upgrade_member.yml')) as f:
+    """upgrade_install.yml's task that writes the flags, as it stands, on the local file NAME."""
+    with open(os.path.join(ROLE, 'tasks', 'upgrade_install.yml')) as f:
         tasks = yaml.safe_load(f)
-    found = [t for block in tasks for t in block.get('block', [])
-             if t.get('name') == 'Write the corruption check flags of the new version']
+    found = [t for t in tasks if t.get('name') == 'Write the corruption check flags of the new version']
     assert len(found) == 1
     task = dict(found[0])
-    task.pop('when')
     task['ansible.builtin.blockinfile'] = dict(task['ansible.builtin.blockinfile'], path='{{ out }}/%s' % name)
     task['vars'] = dict(task['vars'], etcd_cluster_upgrade=dict(target='3.5.16'), **settings)
     return task
