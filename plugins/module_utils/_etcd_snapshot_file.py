@@ -639,6 +639,14 @@ class SnapshotTools(object):
         argv.extend(['endpoint', 'status', '-w', 'json'])
         return argv
 
+    def query_argv(self, endpoint, command, timeout=None, **connection):
+        """``etcdctl <command...> -w json`` against one endpoint (the backup's alarm and member lists)."""
+        argv = self._connection_argv(endpoint, timeout=timeout, **connection)
+        if timeout:
+            argv.append('--command-timeout=%s' % _seconds(timeout))
+        argv.extend(list(command) + ['-w', 'json'])
+        return argv
+
     def save_argv(self, path, endpoint, **connection):
         """``etcdctl snapshot save`` against one endpoint. Connection keywords: ca_cert, client_cert,
         client_key, validate_certs, user, timeout. The password goes in the environment

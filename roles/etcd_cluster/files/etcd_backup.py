@@ -12,6 +12,12 @@ verifies it (sha256 integrity trailer and `snapshot status`), renames it to etcd
 cluster ID the endpoint reported, the members the file holds - goes to the journal), and only then
 removes the older etcd-*.db files the retention does not keep. A failed backup exits non-zero and removes nothing;
 what a killed run left (temporary dirs) is removed by the next one.
+
+With metrics_textfile_dir set, each run then writes its gauges for node_exporter's textfile collector to
+<metrics_textfile_dir>/gatewayops-etcd-backup.prom (atomically, 0644): the time and revision of the last verified
+snapshot (a failed run keeps those of the file it replaces; 0 before any), whether this run succeeded, the timer's
+period, and gatewayops_etcd_alarm{member,alarm} 1 for each alarm etcd reports active (`etcdctl alarm list`; none
+when no endpoint answers it).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,10 +29,14 @@ import fcntl
 import json
 import os
 import sys
+import time
 
 DEFAULT_CONFIG = '/etc/etcd-backup/backup.json'
 PATTERN = 'etcd-*.db'
 TMP_PREFIX = '.etcd-'
+METRICS_FILE = 'gatewayops-etcd-backup.prom'
+# etcd's AlarmType (etcdserverpb), as `etcdctl alarm list -w json` prints it.
+ALARM_NAMES = {1: 'NOSPACE', 2: 'CORRUPT'}
 
 
 def load_workflow(lib_dir):
@@ -39,6 +49,18 @@ def load_workflow(lib_dir):
         from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import (  # noqa: F401
             _etcd_snapshot_file as snapfile, _etcd_snapshot_workflow as workflow)
     return snapfile, workflow
+
+
+def load_metrics(lib_dir):
+    """The textfile writer (_textfile_metrics.py), from the same place as the workflow."""
+    if lib_dir and lib_dir not in sys.path:
+        sys.path.insert(0, lib_dir)
+    try:
+        from gatewayops_snapshot import _textfile_metrics as metrics
+    except ImportError:
+        from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import (  # noqa: F401
+            _textfile_metrics as metrics)
+    return metrics
 
 
 class BackupFailed(Exception):
@@ -54,8 +76,7 @@ def backup(config, sf, wf, run, ops):
     tools.require_etcdctl(config['bin_dir'])
     tools.require_offline(config['bin_dir'])
     flow = wf.SnapshotWorkflow(tools, run, bin_dir=config['bin_dir'])
-    connection = dict(ca_cert=config['ca_cert'], client_cert=config['client_cert'], client_key=config['client_key'],
-                      user=config['user'], timeout=10)
+    connection = connection_of(config)
     margin = config['free_space_margin_mb'] * sf.MIB
 
     def space_check(target, probed, endpoint):
@@ -86,7 +107,69 @@ def backup(config, sf, wf, run, ops):
               % (gone, config['keep_days'], config['keep_newest']))
     if errors:
         raise BackupFailed('the snapshot was saved, but retention could not remove: %s' % '; '.join(errors))
-    return path
+    return dict(path=path, revision=info['revision'], at=time.time())
+
+
+def connection_of(config):
+    return dict(ca_cert=config['ca_cert'], client_cert=config['client_cert'], client_key=config['client_key'],
+                user=config['user'], timeout=10)
+
+
+def active_alarms(config, sf, wf, run):
+    """[(member name, alarm)] etcd reports active, from the first endpoint that answers `alarm list` and `member
+    list`; None when none does."""
+    tools = sf.SnapshotTools.find(config['bin_dir'])
+    env = tools.save_environ(config['password'])
+    connection = connection_of(config)
+    for endpoint in config['endpoints']:
+        answers = []
+        for command in (['alarm', 'list'], ['member', 'list']):
+            rc, out, err = run(tools.query_argv(endpoint, command, **connection), env, 30)
+            try:
+                answers.append(json.loads((out or '').strip().splitlines()[-1]) if rc == 0 else None)
+            except (ValueError, IndexError):
+                answers.append(None)
+            if not isinstance(answers[-1], dict):
+                break
+        if len(answers) < 2 or not isinstance(answers[-1], dict):
+            continue
+        names = dict((member.get('ID'), member.get('name') or '%x' % member.get('ID', 0))
+                     for member in answers[1].get('members') or [])
+        return sorted((names.get(alarm.get('memberID')) or '%x' % (alarm.get('memberID') or 0),
+                       ALARM_NAMES.get(alarm.get('alarm'), str(alarm.get('alarm'))))
+                      for alarm in answers[0].get('alarms') or [])
+    return None
+
+
+def write_gauges(config, metrics, done, alarms):
+    """gatewayops-etcd-backup.prom: this run (``done``: its result, None when it failed) and the alarms."""
+    directory = config.get('metrics_textfile_dir')
+    if not directory:
+        return
+    path = os.path.join(directory, METRICS_FILE)
+    if done is None:
+        before = metrics.read_values(path)
+        last_at = before.get('gatewayops_etcd_backup_last_success_timestamp_seconds', 0)
+        last_revision = before.get('gatewayops_etcd_backup_last_revision', 0)
+    else:
+        last_at, last_revision = done['at'], done['revision']
+    gauges = [
+        ('gatewayops_etcd_backup_last_success_timestamp_seconds',
+         'Unix time of the last verified scheduled etcd snapshot (0: none yet).', last_at),
+        ('gatewayops_etcd_backup_last_revision', 'etcd revision of the last verified scheduled snapshot.',
+         last_revision),
+        ('gatewayops_etcd_backup_last_run_success', '1 when the last backup run succeeded, else 0.',
+         done is not None),
+        ('gatewayops_etcd_backup_period_seconds', 'Period of the etcd-backup timer in seconds.',
+         config.get('period_seconds') or 0),
+    ]
+    if alarms:
+        gauges.append(('gatewayops_etcd_alarm', 'etcd alarm active on a member (1), as etcdctl alarm list reports it.',
+                       [(dict(member=member, alarm=alarm), 1) for member, alarm in alarms]))
+    try:
+        metrics.write(directory, METRICS_FILE, gauges)
+    except OSError as exc:
+        sys.stderr.write('etcd backup: the gauges were not written to %s: %s\n' % (path, exc))
 
 
 def main(argv=None, run=None, ops=None):
@@ -99,15 +182,26 @@ def main(argv=None, run=None, ops=None):
     # One backup at a time in the directory (the timer and a manual run): a lock on the directory itself, so the
     # directory holds nothing but snapshots.
     lock = os.open(config['dir'], os.O_RDONLY)
+    run = run or wf.run_subprocess
+    done = None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        backup(config, sf, wf, run or wf.run_subprocess, ops or wf.FileOps())
-    except (BackupFailed, sf.SnapshotError, OSError) as exc:
-        sys.stderr.write('etcd backup FAILED, older backups left as they are: %s\n' % exc)
-        return 1
+        try:
+            done = backup(config, sf, wf, run, ops or wf.FileOps())
+        except (BackupFailed, sf.SnapshotError, OSError) as exc:
+            sys.stderr.write('etcd backup FAILED, older backups left as they are: %s\n' % exc)
+        if config.get('metrics_textfile_dir'):
+            try:
+                alarms = active_alarms(config, sf, wf, run)
+            except (sf.SnapshotError, OSError) as exc:
+                alarms = None
+                sys.stderr.write('etcd backup: no alarm list: %s\n' % exc)
+            if alarms is None:
+                sys.stderr.write('etcd backup: no endpoint answered alarm list; no gatewayops_etcd_alarm written\n')
+            write_gauges(config, load_metrics(config.get('lib_dir')), done, alarms)
     finally:
         os.close(lock)
-    return 0
+    return 0 if done is not None else 1
 
 
 if __name__ == '__main__':

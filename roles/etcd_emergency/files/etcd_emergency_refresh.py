@@ -26,6 +26,11 @@ is served (a failed restore keeps the last good data: the failover goes on), the
 failover.json written - never over an existing one - with the node's own revision (revision_at_switch) and the
 cluster revision its data comes from. The last line printed is a JSON document: already_active, marker, refresh
 (done, failed or none), state. Exit 1, no marker written, when the node does not serve.
+
+With metrics_textfile_dir set, each refresh (and --begin-failover) then writes its gauges for node_exporter's
+textfile collector to <metrics_textfile_dir>/gatewayops-emergency-refresh.prom (atomically, 0644), from state.json:
+when the data served was taken from the cluster (0: no data yet), whether the last refresh succeeded, the timer's
+period.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -44,6 +49,7 @@ DEFAULT_CONFIG = '/etc/etcd-emergency/refresh.json'
 # What state.json says about the data served; the swap journal keeps the values of both generations.
 SERVED_KEYS = ('revision', 'total_keys', 'snapshot_taken_at', 'snapshot_taken_epoch', 'sha256', 'source_endpoint',
                'source_cluster_id', 'source_members', 'refreshed_at')
+METRICS_FILE = 'gatewayops-emergency-refresh.prom'
 
 
 def load_workflow(lib_dir):
@@ -56,6 +62,38 @@ def load_workflow(lib_dir):
         from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import (  # noqa: F401
             _etcd_snapshot_file as snapfile, _etcd_snapshot_workflow as workflow)
     return snapfile, workflow
+
+
+def load_metrics(lib_dir):
+    """The textfile writer (_textfile_metrics.py), from the same place as the workflow."""
+    if lib_dir and lib_dir not in sys.path:
+        sys.path.insert(0, lib_dir)
+    try:
+        from gatewayops_snapshot import _textfile_metrics as metrics
+    except ImportError:
+        from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import (  # noqa: F401
+            _textfile_metrics as metrics)
+    return metrics
+
+
+def write_gauges(config, state):
+    """gatewayops-emergency-refresh.prom from ``state`` (state.json's data); nothing without metrics_textfile_dir."""
+    directory = config.get('metrics_textfile_dir')
+    if not directory:
+        return
+    gauges = [
+        ('gatewayops_emergency_data_timestamp_seconds',
+         'Unix time the data the emergency etcd serves was taken from the cluster (0: no data yet).',
+         state.get('snapshot_taken_epoch') or 0),
+        ('gatewayops_emergency_last_refresh_success', '1 when the last refresh of the emergency etcd succeeded, else 0.',
+         state.get('last_error') is None and state.get('snapshot_taken_epoch') is not None),
+        ('gatewayops_emergency_refresh_period_seconds', 'Period of the etcd-emergency-refresh timer in seconds.',
+         config.get('refresh_period_seconds') or 0),
+    ]
+    try:
+        load_metrics(config.get('lib_dir')).write(directory, METRICS_FILE, gauges)
+    except OSError as exc:
+        log('the gauges were not written to %s: %s' % (os.path.join(directory, METRICS_FILE), exc))
 
 
 class RefreshError(Exception):
@@ -426,6 +464,7 @@ def main(argv=None, run=None, ops=None, sleep=time.sleep, clock=time.monotonic):
             except Exception as exc:  # pylint: disable=broad-except
                 log('failover.json was not written: %s' % exc)
                 return 1
+            write_gauges(config, state)
             log(json.dumps(doc, sort_keys=True))
             return 0
         if os.path.exists(failover_file):
@@ -442,10 +481,12 @@ def main(argv=None, run=None, ops=None, sleep=time.sleep, clock=time.monotonic):
             # Whatever went wrong is recorded: state.json is what operators and failover.yml read.
             state['last_error'] = str(exc) or exc.__class__.__name__
             refresh.write_state(state)
+            write_gauges(config, state)
             log('refresh failed: %s' % exc)
             return 1
         state['last_error'] = None
         refresh.write_state(state)
+        write_gauges(config, state)
     return 0
 
 

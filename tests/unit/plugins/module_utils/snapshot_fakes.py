@@ -101,6 +101,9 @@ class FakeHost(object):
         # etcd starts on these revisions but never becomes healthy.
         self.unhealthy = set()
         self.killer = None
+        # `etcdctl alarm list` and `member list`: (member ID, alarm type) and (member ID, name).
+        self.alarms = []
+        self.members = [(0x8e9e05c52164694d, 'etcd01'), (0x91bc3c398fb3c146, 'etcd02')]
 
     def served_by_disk(self):
         try:
@@ -135,6 +138,18 @@ class FakeHost(object):
             return 0, json.dumps([dict(Endpoint=endpoint, Status=dict(
                 header=dict(cluster_id=self.cluster_id, member_id=1, revision=revision, raft_term=2),
                 version='3.5.16', dbSize=db_size, leader=1))]), ''
+        if argv[-4:-2] in (['alarm', 'list'], ['member', 'list']):
+            if 'dead' in endpoint:
+                return 1, '', 'Error: context deadline exceeded'
+            header = dict(cluster_id=self.cluster_id, member_id=1, revision=self.cluster_revision, raft_term=2)
+            if argv[-4] == 'alarm':
+                doc = dict(header=header)
+                if self.alarms:
+                    doc['alarms'] = [dict(memberID=member, alarm=alarm) for member, alarm in self.alarms]
+            else:
+                doc = dict(header=header, members=[dict(ID=member, name=name, peerURLs=['http://x:2380'])
+                                                   for member, name in self.members])
+            return 0, json.dumps(doc), ''
         if 'snapshot' in argv and 'save' in argv:
             dest = argv[argv.index('save') + 1]
             if 'dead' in endpoint:

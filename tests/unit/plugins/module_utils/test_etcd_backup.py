@@ -14,6 +14,7 @@ import time
 import pytest
 
 from snapshot_fakes import FakeHost, Killed, Killer, KillableOps, SNAPSHOT, copy_fixture, load_program, make_bin_dir
+from textfile_format import parse
 
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _etcd_snapshot_file as sf
 
@@ -119,3 +120,82 @@ def test_killed_at_any_step_the_next_run_cleans_up(box, at):
     assert sorted(os.listdir(box['dir'])) == names
     for name in names:
         assert sf.check_snapshot(os.path.join(box['dir'], name))
+
+
+# --- the gauges for node_exporter's textfile collector ---------------------------------------------------
+
+def gauges(box):
+    with open(os.path.join(box['metrics'], 'gatewayops-etcd-backup.prom')) as handle:
+        return parse(handle.read())
+
+
+@pytest.fixture
+def metered(box, tmp_path):
+    metrics = tmp_path / 'node-exporter'
+    metrics.mkdir()
+    box['metrics'] = str(metrics)
+    box['config'] = dict(metrics_textfile_dir=str(metrics), period_seconds=3600)
+    return box
+
+
+def test_a_backup_writes_its_gauges(metered):
+    before = time.time()
+    assert metered['run'](**metered['config']) == 0
+    values = gauges(metered)
+    assert before <= values[('gatewayops_etcd_backup_last_success_timestamp_seconds', ())] <= time.time()
+    assert values[('gatewayops_etcd_backup_last_revision', ())] == 10
+    assert values[('gatewayops_etcd_backup_last_run_success', ())] == 1
+    assert values[('gatewayops_etcd_backup_period_seconds', ())] == 3600
+    assert not [key for key in values if key[0] == 'gatewayops_etcd_alarm']
+    assert os.listdir(metered['metrics']) == ['gatewayops-etcd-backup.prom']
+    assert stat.S_IMODE(os.stat(os.path.join(metered['metrics'], 'gatewayops-etcd-backup.prom')).st_mode) == 0o644
+
+
+def test_a_failed_backup_keeps_the_last_success(metered):
+    assert metered['run'](**metered['config']) == 0
+    good = gauges(metered)
+    metered['host'].cluster_revision = 99
+    assert metered['run'](endpoints=['http://corrupt:2379'], **metered['config']) == 1
+    values = gauges(metered)
+    assert values[('gatewayops_etcd_backup_last_run_success', ())] == 0
+    for name in ('gatewayops_etcd_backup_last_success_timestamp_seconds', 'gatewayops_etcd_backup_last_revision'):
+        assert values[(name, ())] == good[(name, ())]
+
+
+def test_a_first_failed_backup_says_no_success_yet(metered, capsys):
+    assert metered['run'](endpoints=['http://dead.invalid:2379'], **metered['config']) == 1
+    values = gauges(metered)
+    assert values[('gatewayops_etcd_backup_last_success_timestamp_seconds', ())] == 0
+    assert values[('gatewayops_etcd_backup_last_run_success', ())] == 0
+    # No endpoint answered the alarm list either: no alarm series, and the journal says why.
+    assert not [key for key in values if key[0] == 'gatewayops_etcd_alarm']
+    assert 'no endpoint answered alarm list' in capsys.readouterr().err
+
+
+def test_active_alarms_are_gauges_named_by_member(metered):
+    metered['host'].alarms = [(0x91bc3c398fb3c146, 1), (0xabc, 2)]
+    assert metered['run'](**metered['config']) == 0
+    values = gauges(metered)
+    assert values[('gatewayops_etcd_alarm', (('alarm', 'NOSPACE'), ('member', 'etcd02')))] == 1
+    # A member the list does not name (removed meanwhile): its ID in hex.
+    assert values[('gatewayops_etcd_alarm', (('alarm', 'CORRUPT'), ('member', 'abc')))] == 1
+    # From the first endpoint that answers, with the backup's connection and the password in the environment.
+    asked = [c for c in metered['host'].calls if 'alarm' in c['argv']]
+    assert [c['argv'][1] for c in asked] == ['--endpoints=http://dead.invalid:2379', '--endpoints=http://10.0.0.2:2379']
+    assert asked[-1]['env'].get('ETCDCTL_PASSWORD') == 's3cret' and '--user' in asked[-1]['argv']
+    # Cleared: the series goes.
+    metered['host'].alarms = []
+    assert metered['run'](**metered['config']) == 0
+    assert not [key for key in gauges(metered) if key[0] == 'gatewayops_etcd_alarm']
+
+
+def test_gauges_that_cannot_be_written_do_not_fail_the_backup(metered, capsys):
+    config = dict(metered['config'], metrics_textfile_dir=os.path.join(metered['metrics'], 'missing'))
+    assert metered['run'](**config) == 0
+    assert 'the gauges were not written' in capsys.readouterr().err
+    assert len(snapshots(metered)) == 1
+
+
+def test_no_textfile_dir_no_gauges_and_no_alarm_query(box):
+    assert box['run'](metrics_textfile_dir='') == 0
+    assert not [c for c in box['host'].calls if 'alarm' in c['argv']]

@@ -18,6 +18,7 @@ import pytest
 
 from snapshot_fakes import (FakeHost, Killed, Killer, KillableOps, REPO, copy_fixture, load_program,
                             make_bin_dir)
+from textfile_format import parse
 
 refresh = load_program('roles/etcd_emergency/files/etcd_emergency_refresh.py', 'etcd_emergency_refresh')
 
@@ -392,3 +393,51 @@ def test_a_refresh_that_gets_the_lock_after_the_failover_began_changes_nothing(n
     assert node.run() == 0
     assert 'failover active, not refreshing' in capsys.readouterr().out
     assert node.host.serving == 10 and marker(node)['revision_at_switch'] == 10 and node.state()['revision'] == 10
+
+
+# --- the gauges for node_exporter's textfile collector ---------------------------------------------------
+
+def refresh_gauges(metrics):
+    with open(os.path.join(metrics, 'gatewayops-emergency-refresh.prom')) as handle:
+        return parse(handle.read())
+
+
+def test_each_refresh_writes_its_gauges_from_the_state(node, tmp_path):
+    metrics = str(tmp_path / 'node-exporter')
+    os.mkdir(metrics)
+    node.configure(metrics_textfile_dir=metrics, refresh_period_seconds=86400)
+    umask = os.umask(0o077)  # the program's own (__main__): the gauges are 0644 all the same
+    try:
+        assert node.run() == 0
+    finally:
+        os.umask(umask)
+    values = refresh_gauges(metrics)
+    taken = node.state()['snapshot_taken_epoch']
+    assert taken and values[('gatewayops_emergency_data_timestamp_seconds', ())] == pytest.approx(taken)
+    assert values[('gatewayops_emergency_last_refresh_success', ())] == 1
+    assert values[('gatewayops_emergency_refresh_period_seconds', ())] == 86400
+    assert os.listdir(metrics) == ['gatewayops-emergency-refresh.prom']
+    assert stat.S_IMODE(os.stat(os.path.join(metrics, 'gatewayops-emergency-refresh.prom')).st_mode) == 0o644
+    # A failed refresh: the data served (and its age) stay, the failure shows.
+    node.configure(endpoints=['http://corrupt:2379'])
+    assert node.run() == 1
+    values = refresh_gauges(metrics)
+    assert values[('gatewayops_emergency_data_timestamp_seconds', ())] == pytest.approx(taken)
+    assert values[('gatewayops_emergency_last_refresh_success', ())] == 0
+
+
+def test_a_node_without_data_says_so(tmp_path):
+    node = Node(tmp_path)
+    metrics = str(tmp_path / 'node-exporter')
+    os.mkdir(metrics)
+    node.configure(metrics_textfile_dir=metrics, refresh_period_seconds=60, endpoints=['http://dead.invalid:2379'])
+    assert node.run() == 1
+    values = refresh_gauges(metrics)
+    assert values[('gatewayops_emergency_data_timestamp_seconds', ())] == 0
+    assert values[('gatewayops_emergency_last_refresh_success', ())] == 0
+
+
+def test_no_textfile_dir_no_gauges(node, tmp_path):
+    node.configure(metrics_textfile_dir='')
+    assert node.run() == 0
+    assert not [name for name in os.listdir(str(tmp_path)) if name.endswith('.prom')]
