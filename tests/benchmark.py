@@ -388,7 +388,7 @@ def measure_defrag(env):
     for name in order:
         started = time.monotonic()
         naive[name] = round(timed_on_member(env, name, 'etcdctl', '--command-timeout=600s', '--endpoints',
-                                                statuses[name][0], 'defrag')[0], 2)
+                                            statuses[name][0], 'defrag')[0], 2)
         windows[name] = (started, time.monotonic())
         time.sleep(2)
     writer.stop.set()

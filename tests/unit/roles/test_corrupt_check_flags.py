@@ -19,7 +19,7 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..')
 ROLE = os.path.join(REPO, 'roles', 'etcd_cluster')
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
 
-MEMBER = dict(name='etcd01', peer_url='http://10.0.0.1:2380', client_url='http://10.0.0.1:2379',
+MEMBER = dict(name='etcd01', address='10.0.0.1', peer_url='http://10.0.0.1:2380', client_url='http://10.0.0.1:2379',
               local_client_url='http://127.0.0.1:2379')
 
 
