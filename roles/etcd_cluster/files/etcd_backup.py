@@ -40,27 +40,17 @@ ALARM_NAMES = {1: 'NOSPACE', 2: 'CORRUPT'}
 
 
 def load_workflow(lib_dir):
-    """The snapshot workflow: the installed package on a host, the collection's module_utils in tests."""
+    """The snapshot workflow and the textfile writer (_textfile_metrics.py): the installed package on a host, the
+    collection's module_utils in tests."""
     if lib_dir and lib_dir not in sys.path:
         sys.path.insert(0, lib_dir)
     try:
-        from gatewayops_snapshot import _etcd_snapshot_file as snapfile, _etcd_snapshot_workflow as workflow
+        from gatewayops_snapshot import (_etcd_snapshot_file as snapfile, _etcd_snapshot_workflow as workflow,
+                                         _textfile_metrics as metrics)
     except ImportError:
         from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import (  # noqa: F401
-            _etcd_snapshot_file as snapfile, _etcd_snapshot_workflow as workflow)
-    return snapfile, workflow
-
-
-def load_metrics(lib_dir):
-    """The textfile writer (_textfile_metrics.py), from the same place as the workflow."""
-    if lib_dir and lib_dir not in sys.path:
-        sys.path.insert(0, lib_dir)
-    try:
-        from gatewayops_snapshot import _textfile_metrics as metrics
-    except ImportError:
-        from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import (  # noqa: F401
-            _textfile_metrics as metrics)
-    return metrics
+            _etcd_snapshot_file as snapfile, _etcd_snapshot_workflow as workflow, _textfile_metrics as metrics)
+    return snapfile, workflow, metrics
 
 
 class BackupFailed(Exception):
@@ -178,7 +168,7 @@ def main(argv=None, run=None, ops=None):
     args = parser.parse_args(argv)
     with open(args.config) as handle:
         config = json.load(handle)
-    sf, wf = load_workflow(config.get('lib_dir'))
+    sf, wf, metrics = load_workflow(config.get('lib_dir'))
     # One backup at a time in the directory (the timer and a manual run): a lock on the directory itself, so the
     # directory holds nothing but snapshots.
     lock = os.open(config['dir'], os.O_RDONLY)
@@ -198,7 +188,7 @@ def main(argv=None, run=None, ops=None):
                 sys.stderr.write('etcd backup: no alarm list: %s\n' % exc)
             if alarms is None:
                 sys.stderr.write('etcd backup: no endpoint answered alarm list; no gatewayops_etcd_alarm written\n')
-            write_gauges(config, load_metrics(config.get('lib_dir')), done, alarms)
+            write_gauges(config, metrics, done, alarms)
     finally:
         os.close(lock)
     return 0 if done is not None else 1

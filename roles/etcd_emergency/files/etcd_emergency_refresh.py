@@ -53,30 +53,20 @@ METRICS_FILE = 'gatewayops-emergency-refresh.prom'
 
 
 def load_workflow(lib_dir):
-    """The snapshot workflow: the installed package on a host, the collection's module_utils in tests."""
+    """The snapshot workflow and the textfile writer (_textfile_metrics.py): the installed package on a host, the
+    collection's module_utils in tests."""
     if lib_dir and lib_dir not in sys.path:
         sys.path.insert(0, lib_dir)
     try:
-        from gatewayops_snapshot import _etcd_snapshot_file as snapfile, _etcd_snapshot_workflow as workflow
+        from gatewayops_snapshot import (_etcd_snapshot_file as snapfile, _etcd_snapshot_workflow as workflow,
+                                         _textfile_metrics as metrics)
     except ImportError:
         from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import (  # noqa: F401
-            _etcd_snapshot_file as snapfile, _etcd_snapshot_workflow as workflow)
-    return snapfile, workflow
+            _etcd_snapshot_file as snapfile, _etcd_snapshot_workflow as workflow, _textfile_metrics as metrics)
+    return snapfile, workflow, metrics
 
 
-def load_metrics(lib_dir):
-    """The textfile writer (_textfile_metrics.py), from the same place as the workflow."""
-    if lib_dir and lib_dir not in sys.path:
-        sys.path.insert(0, lib_dir)
-    try:
-        from gatewayops_snapshot import _textfile_metrics as metrics
-    except ImportError:
-        from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import (  # noqa: F401
-            _textfile_metrics as metrics)
-    return metrics
-
-
-def write_gauges(config, state):
+def write_gauges(config, metrics, state):
     """gatewayops-emergency-refresh.prom from ``state`` (state.json's data); nothing without metrics_textfile_dir."""
     directory = config.get('metrics_textfile_dir')
     if not directory:
@@ -91,7 +81,7 @@ def write_gauges(config, state):
          config.get('refresh_period_seconds') or 0),
     ]
     try:
-        load_metrics(config.get('lib_dir')).write(directory, METRICS_FILE, gauges)
+        metrics.write(directory, METRICS_FILE, gauges)
     except OSError as exc:
         log('the gauges were not written to %s: %s' % (os.path.join(directory, METRICS_FILE), exc))
 
@@ -435,7 +425,7 @@ def main(argv=None, run=None, ops=None, sleep=time.sleep, clock=time.monotonic):
     args = parser.parse_args(argv)
     with open(args.config) as handle:
         config = json.load(handle)
-    snapfile, workflow = load_workflow(config.get('lib_dir'))
+    snapfile, workflow, metrics = load_workflow(config.get('lib_dir'))
     run = run or workflow.run_subprocess
     ops = ops or workflow.FileOps()
     failover_file = os.path.join(config['state_dir'], 'failover.json')
@@ -464,7 +454,7 @@ def main(argv=None, run=None, ops=None, sleep=time.sleep, clock=time.monotonic):
             except Exception as exc:  # pylint: disable=broad-except
                 log('failover.json was not written: %s' % exc)
                 return 1
-            write_gauges(config, state)
+            write_gauges(config, metrics, state)
             log(json.dumps(doc, sort_keys=True))
             return 0
         if os.path.exists(failover_file):
@@ -481,12 +471,12 @@ def main(argv=None, run=None, ops=None, sleep=time.sleep, clock=time.monotonic):
             # Whatever went wrong is recorded: state.json is what operators and failover.yml read.
             state['last_error'] = str(exc) or exc.__class__.__name__
             refresh.write_state(state)
-            write_gauges(config, state)
+            write_gauges(config, metrics, state)
             log('refresh failed: %s' % exc)
             return 1
         state['last_error'] = None
         refresh.write_state(state)
-        write_gauges(config, state)
+        write_gauges(config, metrics, state)
     return 0
 
 
