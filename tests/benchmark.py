@@ -147,15 +147,22 @@ SNAPSHOT_KEYS = 100000
 # Runs inside etcd01 through the JSON gateway: `fill` puts the keys, 100 per transaction (etcd allows 128 operations
 # per txn); `delete` removes them with one deleterange.
 BENCH_KEYS = r"""
-import base64, json, sys, urllib.request
+import base64, json, sys, time, urllib.error, urllib.request
 mode, url, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 pad = 'x' * int(sys.argv[4]) if len(sys.argv) > 4 else ''  # fill: each value padded by that many bytes
 b64 = lambda text: base64.b64encode(text.encode()).decode()
 key = lambda n: b64('/apisix/routes/%06d' % n)
 
-def post(path, body, timeout):
+def post(path, body, timeout, tries=10):
+    # etcd answers 503 (Unavailable: "too many requests") while its apply lags behind: wait and send it again.
     request = urllib.request.Request(url + path, json.dumps(body).encode(), {'Content-Type': 'application/json'})
-    return json.loads(urllib.request.urlopen(request, timeout=timeout).read())
+    for attempt in range(tries):
+        try:
+            return json.loads(urllib.request.urlopen(request, timeout=timeout).read())
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or attempt == tries - 1:
+                raise
+            time.sleep(1 + attempt)
 
 if mode == 'fill':
     for start in range(0, count, 100):

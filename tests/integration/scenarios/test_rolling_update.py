@@ -27,7 +27,8 @@ PLUGIN = 'gatewayops-tag'
 DRAINED = '/etc/nginx/gatewayops/drained.json'
 WELL_KNOWN_KEY = 'edd1c9f034335f136f87ad84b625c8f1'
 # What every rolling update of these tests ships besides the source tree.
-UPDATE_VARS = ['rolling_update_observe_seconds=10', 'apisix_node_health_path=/lab/health',
+UPDATE_VARS = ['rolling_update_observe_seconds=10', 'rolling_update_check_seconds=3',
+               'apisix_node_health_path=/lab/health',
                json.dumps({'apisix_node_custom_plugins': [PLUGIN]})]
 
 
