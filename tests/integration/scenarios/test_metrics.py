@@ -148,8 +148,8 @@ def watch(read, until, timeout, what):
     def check():
         last['answer'] = read()
         return until(last['answer'])
-    assert wait_for(check, timeout=timeout, interval=2), 'after %d s, %s; last seen: %s' % (timeout, what,
-                                                                                          last['answer'])
+    assert wait_for(check, timeout=timeout, interval=2), (
+        'after %d s, %s; last seen: %s' % (timeout, what, last['answer']))
     return last['answer']
 
 
