@@ -13,6 +13,9 @@ suites=("$@")
 # What goes into every image. Changing this list (or this file) rebuilds the images.
 base_packages=systemd,systemd-sysv,dbus,python3,iproute2,procps,ca-certificates,curl,tar,gzip,openssl
 extra_packages=(etcd-server etcd-client nginx python3-etcd3 python3-yaml lua5.1 luajit lua-cjson)
+# Debian 13's image only: the lab's Prometheus and node_exporter (tests/lab/prometheus.yml starts them where an
+# operator runs them), for the end-to-end alert test, which runs on Debian 13 only (tests/run): about 120 MB.
+monitoring_packages=(prometheus prometheus-node-exporter)
 recipe_sha=$(sha256sum "$0" | cut -c1-16)
 
 mirror() {
@@ -32,7 +35,8 @@ command -v debootstrap >/dev/null 2>&1 || {
 }
 
 build() {
-  local suite=$1 image="gatewayops-lab:$1" rootfs have
+  local suite=$1 image="gatewayops-lab:$1" rootfs have packages=("${extra_packages[@]}")
+  [ "$suite" != trixie ] || packages+=("${monitoring_packages[@]}")
   have=$(docker image inspect -f '{{ index .Config.Labels "gatewayops.recipe" }}' "$image" 2>/dev/null || true)
   if [ "$have" = "$recipe_sha" ]; then
     echo "$image is up to date (recipe $recipe_sha)"
@@ -49,10 +53,11 @@ build() {
   chmod +x "$rootfs/usr/sbin/policy-rc.d"
   mount -t proc proc "$rootfs/proc"
   chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${extra_packages[@]}" >>"$rootfs.log" 2>&1 || { tail -n 30 "$rootfs.log" >&2; return 1; }
+    "${packages[@]}" >>"$rootfs.log" 2>&1 || { tail -n 30 "$rootfs.log" >&2; return 1; }
   umount -l "$rootfs/proc"
   # Roles install, configure and start these themselves; the image only carries the binaries.
   chroot "$rootfs" systemctl disable etcd nginx >/dev/null 2>&1 || true
+  [ "$suite" != trixie ] || chroot "$rootfs" systemctl disable prometheus prometheus-node-exporter >/dev/null 2>&1 || true
   chroot "$rootfs" systemctl mask systemd-networkd-wait-online.service getty@tty1.service >/dev/null 2>&1 || true
   rm -rf "$rootfs/var/lib/etcd/"* "$rootfs/usr/sbin/policy-rc.d" "$rootfs/var/cache/apt/archives/"*.deb \
     "$rootfs/var/lib/apt/lists/"*

@@ -28,7 +28,9 @@ def apply(directory, promtool, *options):
         'hosts': 'localhost', 'gather_facts': False, 'connection': 'local',
         'vars': {'ansible_python_interpreter': sys.executable,
                  'monitoring_textfile_dir': str(directory / 'node-exporter'),
-                 'monitoring_rules_dir': str(directory / 'rules.d'), 'monitoring_promtool': promtool},
+                 'monitoring_rules_dir': str(directory / 'rules.d'), 'monitoring_promtool': promtool,
+                 # No Prometheus to reload here (the lab's end-to-end test, test_metrics.py, proves the reload).
+                 'monitoring_prometheus_service': ''},
         'tasks': [{'ansible.builtin.include_role': {'name': 'gatewayops.apisix_ha.monitoring'}},
                   {'ansible.builtin.include_role': {'name': 'gatewayops.apisix_ha.monitoring',
                                                     'tasks_from': 'rules'}}],
