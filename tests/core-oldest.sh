@@ -2,7 +2,7 @@
 # The unit tests on the oldest ansible-core the collection supports: the modules' and plugins' tests, and
 # test_collection_build.py (the collection built, installed alone and every playbook syntax-checked). In a venv of
 # its own, .build/venv-core-oldest, made from tests/requirements-core-oldest.txt and again only when that file
-# changes. tests/run's core-oldest stage; arguments go to pytest.
+# changes. tests/run's core-oldest stage. Arguments: pytest's (default: the whole of tests/unit).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=$repo/.build/venv-core-oldest
@@ -27,4 +27,5 @@ if [ "$have" != "$claimed" ]; then
 fi
 echo "ansible-core $have ($venv)"
 cd "$repo"
-PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest tests/unit -q -p no:cacheprovider "$@"
+[ $# -gt 0 ] || set -- tests/unit
+PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
