@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: credential
 short_description: A secret of the deployment, generated once and kept on the controller
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - gatewayops maintainers (@gatewayops)
 description:

@@ -14,7 +14,8 @@ because this runs on the managed hosts.
 Everything returned is normalised to plain Python types: member and cluster IDs are ints
 (format_id() gives the 16-hex form etcdctl prints), missing zero/false fields are filled in.
 
-Checked against real etcd 3.4.23 and 3.5.16 gateways (tests/unit/fixtures/etcd/).
+Checked against real etcd 3.4.23 and 3.5.16 gateways, whose answers the repository's unit tests replay:
+https://github.com/gatewayops/apisix_ha/tree/main/tests/unit/fixtures/etcd
 """
 
 from __future__ import absolute_import, division, print_function

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: deployment_lock
 short_description: One lock per deployment, held by one playbook run at a time
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Serialises the playbooks that change a deployment (site, the member operations, upgrade, restore, failover,
     failback, rolling update). The lock is a small JSON file on one host of the deployment (the role

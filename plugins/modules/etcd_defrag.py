@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: etcd_defrag
 short_description: Compact and defragment the members of an etcd cluster by rule, leader last, or recover from NOSPACE
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads the whole cluster (member list, each member's health and status on its own client URLs, the alarms) and
     refuses, changing nothing, unless every member is healthy with one leader and no alarm is raised

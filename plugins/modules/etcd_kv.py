@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: etcd_kv
 short_description: Read, put or delete one etcd key
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads (O(state=read)), puts (O(state=present)) or deletes (O(state=absent)) one key through the etcd v3 JSON
     gateway of the first of O(endpoints) that answers (a member, the emergency node or the etcd front).
