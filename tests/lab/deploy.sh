@@ -16,15 +16,17 @@ export LAB_DISTRO=${LAB_DISTRO:-bookworm}
 slot=${LAB_SLOT:-0}
 started=$SECONDS
 
-step "install what deploying needs: tests/lab/bootstrap.sh (seconds when done before; about 5 min on a fresh machine)"
+step "install what deploying needs: tests/lab/bootstrap.sh (seconds when done before; on a fresh machine about" \
+  "2 min, 3 to 4 when the base image must be built)"
 LAB_DISTROS=$LAB_DISTRO tests/lab/bootstrap.sh
 # shellcheck source=tests/lab/env.sh
 source tests/lab/env.sh
 
 step "create the lab: 9 systemd containers from gatewayops-lab:$LAB_DISTRO, LAB_SLOT $slot:" \
-  "tests/lab/create.yml (about 1 min)"
+  "tests/lab/create.yml (about 1 min alone on the machine)"
 ansible-playbook tests/lab/create.yml
-step "deploy the stack: playbooks/site.yml (about 4 min; longer on a loaded machine)"
+step "deploy the stack: playbooks/site.yml (about 3 min alone on the machine, several times that beside" \
+  "other work)"
 ansible-playbook playbooks/site.yml "$@"
 step "the stack's status: playbooks/status.yml"
 ansible-playbook playbooks/status.yml

@@ -10,6 +10,6 @@ cd "$repo"
 source tests/lab/steps.sh
 # shellcheck source=tests/lab/env.sh
 source tests/lab/env.sh
-command -v ansible-playbook >/dev/null 2>&1 || { echo "no ansible-playbook in .venv: nothing was deployed from here" >&2; exit 1; }
+[ -x .venv/bin/ansible-playbook ] || { echo "no .venv/bin/ansible-playbook: deploy.sh makes it" >&2; exit 1; }
 step "remove the containers and the network of the lab of LAB_SLOT ${LAB_SLOT:-0}: tests/lab/destroy.yml (seconds)"
 ansible-playbook tests/lab/destroy.yml
