@@ -41,6 +41,7 @@ step "the Docker engine (seconds when it runs)"
 "$here/ensure-docker.sh"
 if $tests; then
   # promtool alone (the alert rules' unit tests), unpacked from Debian's prometheus package into .build/tools.
+  step "promtool, for the alert rules' unit tests (seconds)"
   "$here/install-promtool.sh"
 fi
 
