@@ -65,21 +65,21 @@ def group_problems(group_vars, groups, hostvars, required, hosts=None):
 def tag_problems(run_tags, skip_tags, rules):
     """Sentences, one per problem, [] when none, for the --tags (``run_tags``, ansible_run_tags) and --skip-tags
     (``skip_tags``, ansible_skip_tags) of a run of a playbook whose tags are the keys of ``rules``, each mapped to
-    the tags that must run with it (a phase that needs what an earlier one found or did). An unknown tag is refused
-    too (a typo would run nothing but the checks), and so is any tag for a playbook with none (it runs whole)."""
+    the tags that must run with it (a phase that needs what an earlier one found or did). An unknown tag asked for
+    is refused too (a typo would run nothing but the checks), and so is any tag asked for on a playbook with none (it
+    runs whole). Skipping a tag the playbook does not have skips nothing (Molecule skips its own): no problem."""
     rules = rules or {}
     run_tags = [to_text(tag) for tag in run_tags or ['all']]
     skip_tags = [to_text(tag) for tag in skip_tags or []]
     own = sorted(rules)
     known = 'its tags are %s' % ', '.join(own) if own else 'it has no tags: it runs whole'
     problems = []
-    unknown = [tag for tag in run_tags + skip_tags if tag not in rules and tag not in SPECIAL_TAGS]
+    unknown = [tag for tag in run_tags if tag not in rules and tag not in SPECIAL_TAGS]
     if unknown:
         problems.append('%s %s not a tag of this playbook (%s).'
                         % (', '.join(unknown), 'is' if len(unknown) == 1 else 'are', known))
-    if not own and (set(run_tags) - set(EVERY_TAG) or set(skip_tags) - {'never'}) and not unknown:
-        problems.append('This playbook has no tags: it runs whole (got --tags %s, --skip-tags %s).'
-                        % (','.join(run_tags), ','.join(skip_tags) or 'none'))
+    if not own and set(run_tags) - set(EVERY_TAG) and not unknown:
+        problems.append('This playbook has no tags: it runs whole (got --tags %s).' % ','.join(run_tags))
     selected = set(own) if set(run_tags) & set(EVERY_TAG) else set(run_tags) & set(own)
     selected -= set(skip_tags)
     for tag in sorted(selected):

@@ -83,5 +83,10 @@ def test_an_unknown_tag_is_refused_naming_the_tags():
 def test_a_playbook_without_tags_runs_whole():
     assert tag_problems(['all'], [], {}) == []
     assert tag_problems(['etcd'], [], {}) == ['etcd is not a tag of this playbook (it has no tags: it runs whole).']
-    assert tag_problems(['untagged'], [], {}) == [
-        'This playbook has no tags: it runs whole (got --tags untagged, --skip-tags none).']
+    assert tag_problems(['untagged'], [], {}) == ['This playbook has no tags: it runs whole (got --tags untagged).']
+
+
+def test_skipping_tags_the_playbook_does_not_have_skips_nothing():
+    # Molecule's converge: --skip-tags molecule-notest,notest
+    assert tag_problems(['all'], ['molecule-notest', 'notest'], FAILOVER) == []
+    assert tag_problems(['all'], ['molecule-notest', 'notest'], {}) == []
