@@ -22,8 +22,11 @@ import time
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.validation import check_type_int
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 MODULE = 'gatewayops.apisix_ha.deployment_lock'
+
+display = Display()
 
 
 def process_started(pid):
@@ -66,6 +69,14 @@ def holder_run(lock, me, started=process_started, now=time.time):
     return 'running' if lock.get('controller') == me['controller'] else 'unknown'
 
 
+def waiting_notice(operation, host, path, lock, wait_timeout):
+    """The line printed once when the lock is found held: a wait can last minutes with no task output."""
+    return ('%s waits up to %d s for the deployment lock %s on %s, held by %s (run by %s@%s, ansible-playbook pid %s, '
+            'since %s); it refuses, changing nothing, if the lock is still held then.'
+            % (operation, wait_timeout, path, host, lock.get('operation'), lock.get('user'), lock.get('controller'),
+               lock.get('pid'), lock.get('since')))
+
+
 def refusal(operation, host, path, lock, waited):
     return ('Refusing to start %s: the deployment lock %s on %s is held by %s (%s run by %s@%s, ansible-playbook '
             'pid %s, since %s); waited %d s for it. Nothing was changed. It is released when that run ends; if that '
@@ -99,6 +110,7 @@ class ActionModule(ActionBase):
         host = self._task.delegate_to or (task_vars or {}).get('inventory_hostname')
         started = time.monotonic()
         taken_over = []
+        announced = []
         while True:
             answer = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
             if module_args['state'] == 'query' and not answer.get('failed'):
@@ -113,10 +125,13 @@ class ActionModule(ActionBase):
                 module_args['take_over'] = lock.get('token')
                 continue
             waited = time.monotonic() - started
+            path = answer.get('path') or module_args.get('path', '/var/lib/gatewayops/deployment.lock')
             if waited >= wait_timeout:
-                answer.update(failed=True, msg=refusal(operation, host, answer.get('path') or module_args.get(
-                    'path', '/var/lib/gatewayops/deployment.lock'), lock, waited))
+                answer.update(failed=True, msg=refusal(operation, host, path, lock, waited))
                 break
+            if lock.get('token') not in announced:
+                announced.append(lock.get('token'))
+                display.display(waiting_notice(operation, host, path, lock, wait_timeout))
             time.sleep(min(wait_sleep, max(wait_timeout - waited, 0.1)))
         answer['waited_seconds'] = round(time.monotonic() - started, 1)
         result.update(answer)

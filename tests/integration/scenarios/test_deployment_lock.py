@@ -61,6 +61,9 @@ def test_another_controllers_lock_refuses_the_run_naming_it_and_nothing_changes(
     before = backups(backup_host)
     rc, out = run_playbook(ansible_runner.inventory_file, 'backup', 'deployment_lock_wait_timeout=4')
     assert rc != 0
+    # Said before the wait, so that an operator knows why the run seems to stand still.
+    assert ('backup waits up to 4 s for the deployment lock %s on gw01, held by replace_member (run by '
+            'alice@ops-laptop, ansible-playbook pid 4242, since 2026-12-07T01:00:00Z)' % LOCK) in out, out[-3000:]
     # The seconds actually waited: the timeout, or more on a loaded machine (the last look ends past it).
     said = re.search(r'Refusing to start backup: the deployment lock %s on gw01 is held by replace_member '
                      r'\(replace_member run by alice@ops-laptop, ansible-playbook pid 4242, since 2026-12-07T01:00:00Z\); '

@@ -56,3 +56,11 @@ def test_the_holder_run_says_whether_it_still_goes_on():
     assert action.holder_run(dict(lock, pid_started='1'), me, now=lambda: now) == 'gone'
     assert action.holder_run(dict(lock, controller='elsewhere'), me, now=lambda: now) == 'unknown'
     assert action.holder_run(lock, me, now=lambda: now + 61) == 'expired'
+
+
+def test_a_wait_for_the_lock_says_for_whom_and_how_long():
+    lock = dict(operation='failover', user='ops', controller='ctl1', pid=4242, since='2026-12-08T00:10:00Z')
+    assert action.waiting_notice('site', 'gw01', '/var/lib/gatewayops/deployment.lock', lock, 120) == (
+        'site waits up to 120 s for the deployment lock /var/lib/gatewayops/deployment.lock on gw01, held by failover '
+        '(run by ops@ctl1, ansible-playbook pid 4242, since 2026-12-08T00:10:00Z); it refuses, changing nothing, if '
+        'the lock is still held then.')
