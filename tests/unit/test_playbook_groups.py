@@ -23,7 +23,7 @@ RENAMED = os.path.join(os.path.dirname(__file__), 'fixtures', 'inventory', 'rena
 LAB = os.path.join(REPO, 'inventory', 'lab', 'hosts.yml')
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
 GROUP_VARS = ['-e', 'etcd_cluster_group=kv', '-e', 'etcd_emergency_group=kv_standby', '-e', 'gateway_group=edge',
-              '-e', 'apisix_group=api_nodes']
+              '-e', 'apisix_group=api_nodes', '-e', 'monitoring_prometheus_group=metrics']
 
 L = {'localhost'}
 KV = {'kv-a', 'kv-b', 'kv-c'}
@@ -43,6 +43,7 @@ EXPECTED = {
     'failover.yml': [L, KV | SOLO | EDGE, KV, EDGE, SOLO, EDGE, API, EDGE, L],
     'maintenance.yml': [L, KV],
     'migrate_member.yml': [L, L, SPARE, L],
+    'monitoring.yml': [L, L, STACK, {'mon1'}],
     'remove_member.yml': [L, SPARE],
     'replace_member.yml': [L, KV],
     'restore_cluster.yml': [L, KV],
