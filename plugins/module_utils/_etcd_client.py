@@ -266,7 +266,8 @@ def _describe_transport_error(exc):
     if isinstance(inner, socket.gaierror):
         return 'name resolution failed: %s' % to_native(inner), False
     text = to_native(inner)
-    if 'ssl' in text.lower() or 'certificate' in text.lower():
+    # A refused client certificate may show only after the TLS 1.3 handshake, as the alert's name (TLSV1_ALERT_...).
+    if any(word in text.lower() for word in ('ssl', 'certificate', 'tlsv1_alert')):
         return 'TLS error: %s' % text, True
     return text or inner.__class__.__name__, False
 
