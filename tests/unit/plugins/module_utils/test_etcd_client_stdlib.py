@@ -20,13 +20,18 @@ import threading
 
 import pytest
 
-from conftest import load_fixture
-
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _etcd_client as etcd_client
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
 MODULE_UTILS = os.path.join(REPO, 'plugins', 'module_utils')
 TOKEN = 'recorded-token.42'
+
+
+def load_fixture(version, name):
+    """A recorded answer (tests/unit/fixtures/etcd/<version>/<name>.json: status, body), as the conftest's gateway
+    replays it; read here by path, as another directory's conftest may be the one named conftest."""
+    with open(os.path.join(REPO, 'tests', 'unit', 'fixtures', 'etcd', version, name + '.json')) as handle:
+        return json.load(handle)
 
 if not shutil.which('openssl'):
     pytest.skip('openssl not found: no throw-away CA for the https tests', allow_module_level=True)
