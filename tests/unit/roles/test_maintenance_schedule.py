@@ -12,15 +12,11 @@ __metaclass__ = type
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-import yaml
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
-ROLE = os.path.join(REPO, 'roles', 'etcd_cluster')
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+from role_play import ROLE, run_role_play
+
 MEMBER = dict(name='etcd01', address='10.0.0.1', client_url='https://10.0.0.1:2379')
 ENDPOINTS = ['https://10.0.0.3:2379', 'https://10.0.0.1:2379', 'https://10.0.0.2:2379']
 TEMPLATES = ('etcd-maintenance.json.j2', 'etcd-maintenance.service.j2', 'etcd-maintenance.timer.j2')
@@ -31,17 +27,8 @@ def render(tmp_path, **settings):
     # Task vars: above the role's files, as an inventory's would be.
     tasks = [{'ansible.builtin.template': dict(src=os.path.join(ROLE, 'templates', name), dest='{{ out }}/' + name),
               'vars': settings} for name in TEMPLATES]
-    play = [dict(hosts='localhost', gather_facts=False, tasks=tasks,
-                 vars=dict(etcd_cluster_member=MEMBER, etcd_cluster_endpoints=ENDPOINTS, out=str(tmp_path),
-                           etcd_cluster_root_password='never-in-the-config'),
-                 vars_files=[os.path.join(ROLE, 'defaults', 'main.yml'), os.path.join(ROLE, 'vars', 'main.yml')])]
-    playbook = tmp_path / 'play.yml'
-    playbook.write_text(yaml.safe_dump(play))
-    env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING='false', ANSIBLE_INVENTORY_UNPARSED_WARNING='false')
-    done = subprocess.run([ANSIBLE_PLAYBOOK, '-i', 'localhost,', '-c', 'local', '-e',
-                           'ansible_python_interpreter=%s' % sys.executable, str(playbook)], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
-    assert done.returncode == 0, done.stdout[-3000:]
+    run_role_play(tmp_path, tasks, dict(etcd_cluster_member=MEMBER, etcd_cluster_endpoints=ENDPOINTS,
+                                        out=str(tmp_path), etcd_cluster_root_password='never-in-the-config'))
     return dict((name, (tmp_path / name).read_text()) for name in TEMPLATES)
 
 
