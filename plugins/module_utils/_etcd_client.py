@@ -363,10 +363,11 @@ class EtcdClient(object):
         self.requests.append((method, url, body))
         try:
             # open_url is looked up at each call, so tests can stand in for it.
-            resp = (self.transport or open_url)(url, data=data, headers=headers, method=method, use_proxy=self.use_proxy,
-                            timeout=timeout or self.timeout, validate_certs=self.validate_certs,
-                            client_cert=self.client_cert, client_key=self.client_key, ca_path=self.ca_cert,
-                            follow_redirects='none', use_netrc=False)
+            transport = self.transport or open_url
+            resp = transport(url, data=data, headers=headers, method=method, use_proxy=self.use_proxy,
+                             timeout=timeout or self.timeout, validate_certs=self.validate_certs,
+                             client_cert=self.client_cert, client_key=self.client_key, ca_path=self.ca_cert,
+                             follow_redirects='none', use_netrc=False)
         except HTTPError as e:
             try:
                 text = to_text(e.read(), errors='surrogate_or_replace') if e.fp is not None else ''

@@ -33,6 +33,7 @@ def load_fixture(version, name):
     with open(os.path.join(REPO, 'tests', 'unit', 'fixtures', 'etcd', version, name + '.json')) as handle:
         return json.load(handle)
 
+
 if not shutil.which('openssl'):
     pytest.skip('openssl not found: no throw-away CA for the https tests', allow_module_level=True)
 
