@@ -50,8 +50,8 @@ def test_the_config_is_data_the_program_reads_and_holds_no_password(secure):
     assert config['quota_bytes'] == 4294967296 and config['compact'] is True
     assert config['metrics_textfile_dir'] == '/var/lib/prometheus/node-exporter' and config['period_seconds'] == 3600
     # Every setting the program reads is there.
-    spec = importlib.util.spec_from_file_location('etcd_maintenance', os.path.join(ROLE, 'files',
-                                                                                    'etcd_maintenance.py'))
+    path = os.path.join(ROLE, 'files', 'etcd_maintenance.py')
+    spec = importlib.util.spec_from_file_location('etcd_maintenance', path)
     program = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(program)
     assert set(program.PARAMETERS) <= set(config)
