@@ -9,7 +9,8 @@
 It speaks the v3 JSON gateway (grpc-gateway) that every etcd 3.4+ serves on its client port:
 POST JSON to /v3/..., bytes fields in base64, 64-bit integers as decimal strings, fields that are
 zero/false/empty left out of the answer. Only the standard library and ansible.module_utils are used,
-because this runs on the managed hosts.
+because this runs on the managed hosts; where Ansible is not installed (a host program of the roles imports this
+file from the package installed beside it) the standard library alone: stdlib_open_url is the transport then.
 
 Everything returned is normalised to plain Python types: member and cluster IDs are ints
 (format_id() gives the 16-hex form etcdctl prints), missing zero/false fields are filled in.
@@ -27,15 +28,39 @@ import json
 import socket
 import ssl
 
-from ansible.module_utils.urls import open_url, ConnectionError as UrlsConnectionError, SSLValidationError
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.six.moves.urllib.parse import urlparse
-from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+try:
+    from ansible.module_utils.urls import open_url, ConnectionError as UrlsConnectionError, SSLValidationError
+    from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+    HAS_ANSIBLE = True
+except ImportError:
+    # A host program (roles/etcd_cluster/files/etcd_maintenance.py) on a host without Ansible: the standard
+    # library's transport below, and the few converters this file needs.
+    HAS_ANSIBLE = False
+
+    class UrlsConnectionError(Exception):
+        """Never raised without ansible.module_utils.urls."""
+
+    class SSLValidationError(Exception):
+        """Never raised without ansible.module_utils.urls."""
+
+    def to_bytes(value, errors='strict'):
+        return value if isinstance(value, bytes) else str(value).encode('utf-8', 'surrogateescape')
+
+    def to_text(value, errors='strict'):
+        return value.decode('utf-8', 'replace') if isinstance(value, bytes) else str(value)
+
+    to_native = to_text
 
 try:
     from http.client import HTTPException
-except ImportError:  # pragma: no cover - Python 2
+    from urllib.error import HTTPError, URLError
+    from urllib.parse import urlparse
+    from urllib import request as urllib_request
+except ImportError:  # pragma: no cover - Python 2, where the module runs with Ansible's six
     from httplib import HTTPException
+    from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+    from ansible.module_utils.six.moves.urllib.parse import urlparse
+    urllib_request = None
 
 
 # gRPC status codes that the gateway puts in "code"
@@ -242,9 +267,48 @@ def _describe_transport_error(exc):
     if isinstance(inner, socket.gaierror):
         return 'name resolution failed: %s' % to_native(inner), False
     text = to_native(inner)
-    if 'ssl' in text.lower() or 'certificate' in text.lower():
+    # A refused client certificate may show only after the TLS 1.3 handshake, as the alert's name (TLSV1_ALERT_...).
+    if any(word in text.lower() for word in ('ssl', 'certificate', 'tlsv1_alert')):
         return 'TLS error: %s' % text, True
     return text or inner.__class__.__name__, False
+
+
+# ---------------------------------------------------------------------------------------------------
+# transports: open_url(url, data, headers, method, ...) -> a response with getcode() and read(); an HTTP error
+# answer raises HTTPError, a failed exchange URLError / OSError / ssl errors.
+# ---------------------------------------------------------------------------------------------------
+
+class _NoRedirect(urllib_request.HTTPRedirectHandler if urllib_request else object):
+    """A redirect is answered as the HTTPError it is, as open_url(follow_redirects='none') does: etcd never
+    redirects, so one is not followed to wherever it points."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def stdlib_open_url(url, data=None, headers=None, method=None, use_proxy=False, timeout=10, validate_certs=True,
+                    client_cert=None, client_key=None, ca_path=None, follow_redirects='none', use_netrc=False):
+    """The standard library's stand-in for the subset of ansible.module_utils.urls.open_url the client uses: TLS
+    verified against ``ca_path`` (else the system's CAs) unless ``validate_certs`` is false, a client certificate,
+    no proxy unless ``use_proxy``, no redirect followed, no netrc."""
+    handlers = [_NoRedirect()]
+    if not use_proxy:
+        handlers.append(urllib_request.ProxyHandler({}))
+    if url.lower().startswith('https://'):
+        context = ssl.create_default_context(cafile=ca_path if validate_certs else None)
+        if not validate_certs:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if client_cert:
+            context.load_cert_chain(client_cert, client_key)
+        handlers.append(urllib_request.HTTPSHandler(context=context))
+    request = urllib_request.Request(url, data=to_bytes(data) if data is not None else None, headers=headers or {},
+                                     method=method)
+    return urllib_request.build_opener(*handlers).open(request, timeout=timeout)
+
+
+if not HAS_ANSIBLE:
+    open_url = stdlib_open_url
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -256,10 +320,12 @@ class EtcdClient(object):
 
     endpoints: list of client URLs ('https://10.0.0.1:2379'), tried in order.
     timeout: seconds per request to one endpoint.
+    transport: a function with open_url's arguments (stdlib_open_url); None = ansible.module_utils.urls' open_url,
+    or stdlib_open_url where Ansible is not installed.
     """
 
     def __init__(self, endpoints, timeout=10, ca_cert=None, client_cert=None, client_key=None,
-                 validate_certs=True, user=None, password=None, use_proxy=False):
+                 validate_certs=True, user=None, password=None, use_proxy=False, transport=None):
         if isinstance(endpoints, str):
             endpoints = [endpoints]
         self.endpoints = [self._normalize_endpoint(e) for e in endpoints]
@@ -274,6 +340,7 @@ class EtcdClient(object):
         self.password = password
         self.use_proxy = use_proxy
         self._token = None
+        self.transport = transport
         # requests sent, (method, url, body) - handy in tests and for debugging
         self.requests = []
 
@@ -296,10 +363,12 @@ class EtcdClient(object):
             data = json.dumps(body if body is not None else {})
         self.requests.append((method, url, body))
         try:
-            resp = open_url(url, data=data, headers=headers, method=method, use_proxy=self.use_proxy,
-                            timeout=timeout or self.timeout, validate_certs=self.validate_certs,
-                            client_cert=self.client_cert, client_key=self.client_key, ca_path=self.ca_cert,
-                            follow_redirects='none', use_netrc=False)
+            # open_url is looked up at each call, so tests can stand in for it.
+            transport = self.transport or open_url
+            resp = transport(url, data=data, headers=headers, method=method, use_proxy=self.use_proxy,
+                             timeout=timeout or self.timeout, validate_certs=self.validate_certs,
+                             client_cert=self.client_cert, client_key=self.client_key, ca_path=self.ca_cert,
+                             follow_redirects='none', use_netrc=False)
         except HTTPError as e:
             try:
                 text = to_text(e.read(), errors='surrogate_or_replace') if e.fp is not None else ''

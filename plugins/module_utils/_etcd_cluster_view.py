@@ -22,7 +22,7 @@ import hashlib
 import threading
 import time
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import (
+from ._etcd_client import (
     EtcdError,
     EtcdNotSupportedError,
     format_id,

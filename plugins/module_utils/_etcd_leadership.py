@@ -5,7 +5,8 @@
 # Internal to gatewayops.apisix_ha (hence the leading underscore): not a public API; it may change in any
 # release without notice. Other collections must not import it.
 """Moving the leadership of an etcd cluster to a chosen member and waiting until the members say so: shared by
-etcd_member (state=not_leader) and etcd_defrag (the leader's turn comes after a handoff)."""
+etcd_member (state=not_leader) and _etcd_defrag.py (the leader's turn comes after a handoff). Standard library and
+relative imports only, as _etcd_defrag.py runs in a host program too."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -13,13 +14,13 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_client import format_id
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._etcd_cluster_view import (
+from ._actions import ModuleFailure
+from ._etcd_client import format_id
+from ._etcd_cluster_view import (
     agreed_leader,
     label,
     members_status,
 )
-from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._module_base import ModuleFailure
 
 
 def transfer_leadership(client, probe, members, leader, target, timeout, **result):

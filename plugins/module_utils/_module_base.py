@@ -24,42 +24,9 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-
-class ModuleFailure(Exception):
-    """A refusal or a failure, with the message the operator reads and extra result keys.
-
-    ``changed`` is left to the recorder (what was done before the failure) unless given."""
-
-    def __init__(self, msg, **result):
-        super(ModuleFailure, self).__init__(msg)
-        self.msg = msg
-        self.result = result
-
-
-class ActionRecorder(object):
-    """Runs and records the actions of one module run; in check mode, records what would be done."""
-
-    def __init__(self, check_mode):
-        self.check_mode = check_mode
-        self.actions = []
-
-    def do(self, description, func=None, *args, **kwargs):
-        """Record ``description`` (imperative); unless in check mode, call ``func(*args, **kwargs)`` first and
-        return its result. A failing ``func`` records nothing: the exception goes on to the caller."""
-        if self.check_mode:
-            self.actions.append('would %s' % description)
-            return None
-        result = func(*args, **kwargs) if func is not None else None
-        self.actions.append(description)
-        return result
-
-    @property
-    def changed(self):
-        return bool(self.actions)
-
-    def done_text(self):
-        """The actions so far as one sentence, for failure messages ("nothing" when none)."""
-        return '; '.join(self.actions) or 'nothing'
+# The failure exception and the recorder live in _actions.py (standard library only), so that the logic shared with
+# the roles' host programs raises and records with them too; every module imports them from here.
+from ._actions import ActionRecorder, ModuleFailure  # noqa: F401
 
 
 class GatewayopsModule(AnsibleModule):

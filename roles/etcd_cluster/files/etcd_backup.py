@@ -17,7 +17,8 @@ With metrics_textfile_dir set, each run then writes its gauges for node_exporter
 <metrics_textfile_dir>/gatewayops-etcd-backup.prom (atomically, 0644): the time and revision of the last verified
 snapshot (a failed run keeps those of the file it replaces; 0 before any), whether this run succeeded, the timer's
 period, and gatewayops_etcd_alarm{member,alarm} 1 for each alarm etcd reports active (`etcdctl alarm list`; none
-when no endpoint answers it).
+when no endpoint answers it; none either while the config of the scheduled maintenance, maintenance_config, exists:
+etcd_maintenance.py writes them on this host then, at each of its more frequent runs).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -131,6 +132,11 @@ def active_alarms(config, sf, wf, run):
     return None
 
 
+def maintenance_writes_alarms(config):
+    """Whether the scheduled maintenance is installed on this host: it writes gatewayops_etcd_alarm then."""
+    return bool(config.get('maintenance_config')) and os.path.exists(config['maintenance_config'])
+
+
 def write_gauges(config, metrics, done, alarms):
     """gatewayops-etcd-backup.prom: this run (``done``: its result, None when it failed) and the alarms."""
     directory = config.get('metrics_textfile_dir')
@@ -182,7 +188,7 @@ def main(argv=None, run=None, ops=None):
             sys.stderr.write('etcd backup FAILED, older backups left as they are: %s\n' % exc)
         if config.get('metrics_textfile_dir'):
             try:
-                alarms = active_alarms(config, sf, wf, run)
+                alarms = [] if maintenance_writes_alarms(config) else active_alarms(config, sf, wf, run)
             except (sf.SnapshotError, OSError) as exc:
                 alarms = None
                 sys.stderr.write('etcd backup: no alarm list: %s\n' % exc)

@@ -194,3 +194,93 @@ def test_the_nospace_recovery_brings_writes_back(out_of_space, ansible_runner, m
     alarms = members[0].etcdctl('alarm', 'list')
     assert alarms.rc == 0 and not alarms.stdout.strip(), alarms.stdout
     assert_equal_hashes(members, explain)
+
+
+# --- the scheduled maintenance (entry point maintenance_schedule) --------------------------------------------------
+
+SCHEDULE_PLAY = '''
+- hosts: etcd
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: gatewayops.apisix_ha.etcd_cluster
+        tasks_from: maintenance_schedule
+'''
+MAINTENANCE_GAUGES = '/var/lib/prometheus/node-exporter/gatewayops-etcd-maintenance.prom'
+
+
+def with_timer(members):
+    return [m for m in members if m.host.file('/etc/systemd/system/etcd-maintenance.timer').exists]
+
+
+@pytest.fixture(scope='module')
+def scheduled(ansible_runner, members, tmp_path_factory):
+    """The timer turned on by the entry point, then one run started by hand, as an operator checks it.
+    -> dict(rc, out, member (the one with the timer), run (systemctl start), journal, gauges, play)."""
+    play = tmp_path_factory.mktemp('schedule') / 'schedule.yml'
+    play.write_text(SCHEDULE_PLAY)
+    rc, out = run_playbook(ansible_runner.inventory_file, str(play), 'etcd_cluster_maintenance_schedule=true')
+    found = dict(rc=rc, out=out, play=str(play), member=None)
+    timers = with_timer(members)
+    if rc == 0 and len(timers) == 1:
+        member = timers[0]
+        found.update(member=member, run=member.host.run('systemctl start etcd-maintenance.service'),
+                     journal=member.host.run('journalctl -u etcd-maintenance.service --no-pager -o cat').stdout,
+                     gauges=member.host.run('cat %s' % MAINTENANCE_GAUGES).stdout)
+    return found
+
+
+def test_scheduled_the_entry_point_puts_the_timer_on_one_member(scheduled, members, etcd_names):
+    assert scheduled['rc'] == 0, scheduled['out'][-4000:]
+    assert [m.name for m in with_timer(members)] == [scheduled['member'].name]
+    host = scheduled['member'].host
+    assert host.run('systemctl is-enabled etcd-maintenance.timer').stdout.strip() == 'enabled'
+    assert host.run('systemctl is-active etcd-maintenance.timer').stdout.strip() == 'active'
+    credentials = host.file('/etc/etcd-maintenance/credentials.json')
+    assert credentials.mode == 0o600 and credentials.user == 'root'
+
+
+def test_scheduled_a_run_reports_in_the_journal_and_the_gauges(scheduled, members):
+    run = scheduled['run']
+    assert run.rc == 0, run.stderr + scheduled['journal'][-3000:]
+    journal = scheduled['journal']
+    # After the playbook runs above, the members are within the rule: the run reads and leaves them.
+    assert 'nothing to do: every member is within the rule' in journal or 'defragmented ' in journal, journal
+    gauges = scheduled['gauges']
+    assert re.search(r'^gatewayops_etcd_maintenance_last_run_success 1$', gauges, re.M), gauges
+    for member in members:
+        assert re.search(r'^gatewayops_etcd_db_size_bytes\{member="%s"\} [1-9][0-9]*$' % member.name, gauges,
+                         re.M), gauges
+    assert wait_for(lambda: all(m.etcdctl('endpoint', 'health').rc == 0 for m in members), timeout=30)
+
+
+def test_scheduled_an_alarm_is_a_gauge_at_the_next_run(scheduled, members):
+    """NOSPACE raised through etcd's alarm API (what etcd raises at the quota, without filling it): the next run
+    refuses, changing nothing, and its gauges name the alarm; disarmed after."""
+    member = scheduled['member']
+    ids = dict((json.loads(m.etcdctl('endpoint', 'status', '-w', 'json').stdout)[0]['Status']['header']['member_id'],
+                m.name) for m in members)
+    target = sorted(ids)[0]
+    client = members[0].client()
+    client.create_alarm(member_id=target)
+    try:
+        run = member.host.run('systemctl start etcd-maintenance.service')
+        gauges = member.host.run('cat %s' % MAINTENANCE_GAUGES).stdout
+    finally:
+        client.disarm_alarm(member_id=target)
+    assert run.rc != 0
+    assert re.search(r'^gatewayops_etcd_alarm\{alarm="NOSPACE",member="%s"\} 1$' % ids[target], gauges, re.M), gauges
+    assert re.search(r'^gatewayops_etcd_maintenance_last_run_success 0$', gauges, re.M), gauges
+    journal = member.host.run('journalctl -u etcd-maintenance.service --no-pager -o cat').stdout
+    assert 'Refusing to defragment: the cluster is out of space' in journal, journal[-3000:]
+    assert wait_for(lambda: not members[0].etcdctl('alarm', 'list').stdout.strip(), timeout=30)
+
+
+def test_scheduled_off_removes_the_timer_and_its_gauges(scheduled, ansible_runner, members):
+    rc, out = run_playbook(ansible_runner.inventory_file, scheduled['play'], 'etcd_cluster_maintenance_schedule=false')
+    assert rc == 0, out[-4000:]
+    assert with_timer(members) == []
+    host = scheduled['member'].host
+    assert host.run('systemctl cat etcd-maintenance.timer').rc != 0
+    assert not host.file(MAINTENANCE_GAUGES).exists
+    assert not host.file('/etc/etcd-maintenance').exists

@@ -10,14 +10,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import subprocess
-import sys
 
 import yaml
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
-ROLE = os.path.join(REPO, 'roles', 'etcd_cluster')
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+from role_play import ROLE, run_role_play
 
 MEMBER = dict(name='etcd01', address='10.0.0.1', peer_url='http://10.0.0.1:2380', client_url='http://10.0.0.1:2379',
               local_client_url='http://127.0.0.1:2379')
@@ -51,17 +47,9 @@ def render(tmp_path):
         tasks.append({'ansible.builtin.copy': dict(src='{{ out }}/%s-34' % variant,
                                                    dest='{{ out }}/%s-upgraded' % variant)})
         tasks.append(upgrade_task('%s-upgraded' % variant, settings))
-    play = [dict(hosts='localhost', gather_facts=False, tasks=tasks,
-                 vars=dict(etcd_cluster_member=MEMBER, etcd_cluster_tls=False, out=str(tmp_path),
-                           __etcd_cluster_conf_initial_cluster='x', __etcd_cluster_conf_initial_state='new'),
-                 vars_files=[os.path.join(ROLE, 'defaults', 'main.yml'), os.path.join(ROLE, 'vars', 'main.yml')])]
-    playbook = tmp_path / 'play.yml'
-    playbook.write_text(yaml.safe_dump(play))
-    env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING='false', ANSIBLE_INVENTORY_UNPARSED_WARNING='false')
-    done = subprocess.run([ANSIBLE_PLAYBOOK, '-i', 'localhost,', '-c', 'local', '-e',
-                           'ansible_python_interpreter=%s' % sys.executable, str(playbook)], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
-    assert done.returncode == 0, done.stdout[-3000:]
+    run_role_play(tmp_path, tasks, dict(etcd_cluster_member=MEMBER, etcd_cluster_tls=False, out=str(tmp_path),
+                                        __etcd_cluster_conf_initial_cluster='x',
+                                        __etcd_cluster_conf_initial_state='new'))
     return dict((variant, dict((name, (tmp_path / ('%s-%s' % (variant, name))).read_text())
                                for name in ('34', '35', 'upgraded'))) for variant in VARIANTS)
 

@@ -189,6 +189,19 @@ def test_active_alarms_are_gauges_named_by_member(metered):
     assert not [key for key in gauges(metered) if key[0] == 'gatewayops_etcd_alarm']
 
 
+def test_the_alarms_are_left_to_the_scheduled_maintenance_installed_on_the_host(metered, tmp_path):
+    metered['host'].alarms = [(0x91bc3c398fb3c146, 1)]
+    maintenance = tmp_path / 'maintenance.json'
+    maintenance.write_text('{}')
+    assert metered['run'](maintenance_config=str(maintenance), **metered['config']) == 0
+    assert not [key for key in gauges(metered) if key[0] == 'gatewayops_etcd_alarm']
+    assert not [c for c in metered['host'].calls if 'alarm' in c['argv']]
+    # Removed (the schedule turned off): the backup writes them again.
+    maintenance.unlink()
+    assert metered['run'](maintenance_config=str(maintenance), **metered['config']) == 0
+    assert gauges(metered)[('gatewayops_etcd_alarm', (('alarm', 'NOSPACE'), ('member', 'etcd02')))] == 1
+
+
 def test_gauges_that_cannot_be_written_do_not_fail_the_backup(metered, capsys):
     config = dict(metered['config'], metrics_textfile_dir=os.path.join(metered['metrics'], 'missing'))
     assert metered['run'](**config) == 0

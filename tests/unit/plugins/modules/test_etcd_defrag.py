@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _etcd_defrag
 from ansible_collections.gatewayops.apisix_ha.plugins.modules import etcd_defrag
 
 URLS = dict(m1='http://127.0.0.1:22379', m2='http://127.0.0.1:22479', m3='http://127.0.0.1:22579')
@@ -194,7 +195,7 @@ def test_force_defragments_members_the_rule_leaves(gateway, run_module):
 ])
 def test_the_rule(size, in_use, reason):
     rule = dict(fragmentation_above=0.5, quota_share_above=0.8, reclaimable_above=200 * MIB, quota_bytes=2048 * MIB)
-    assert etcd_defrag.defrag_reason(dict(db_size=size, db_size_in_use=in_use), rule) == reason
+    assert _etcd_defrag.defrag_reason(dict(db_size=size, db_size_in_use=in_use), rule) == reason
 
 
 def test_an_unhealthy_cluster_is_refused_and_nothing_changes(gateway, run_module):
