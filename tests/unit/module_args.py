@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """patch_module_args for every ansible-core the collection supports: ansible-core 2.19 ships it in
-ansible.module_utils.testing; on 2.18 (the oldest supported) it is the same few lines over basic._ANSIBLE_ARGS."""
+ansible.module_utils.testing; before 2.19 it is the same few lines over basic._ANSIBLE_ARGS."""
 
 from __future__ import absolute_import, division, print_function
 
