@@ -9,7 +9,7 @@ __metaclass__ = type
 import pytest
 
 from ansible.module_utils import basic
-from module_args import patch_module_args
+from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils._module_base import (
     ActionRecorder,

@@ -7,7 +7,7 @@ __metaclass__ = type
 import pytest
 
 from ansible.module_utils import basic
-from module_args import patch_module_args
+from ansible.module_utils.testing import patch_module_args
 
 
 class ExitJson(Exception):

@@ -12,7 +12,7 @@ import os
 import signal
 
 from ansible.module_utils import basic
-from module_args import patch_module_args
+from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _file_tx
 

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from ansible.module_utils import basic
-from module_args import patch_module_args
+from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.gatewayops.apisix_ha.plugins.module_utils import _etcd_snapshot_file as sf
 from ansible_collections.gatewayops.apisix_ha.plugins.modules import etcd_snapshot
